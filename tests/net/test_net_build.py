@@ -1,0 +1,155 @@
+"""Building nets: phases, in-place layers, splits, shapes and the errors users see."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinycaffe
+from tinycaffe.errors import FormatError, NetError, ShapeError
+
+TINY = """
+name: "tiny"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: [2, 3, 8, 8] } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 3 pad: 1
+                            weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "ip" type: "InnerProduct" bottom: "pool" top: "ip"
+        inner_product_param { num_output: 5 weight_filler { type: "xavier" } } }
+layer { name: "prob" type: "Softmax" bottom: "ip" top: "prob" }
+"""
+
+
+def test_shapes_inputs_outputs_and_params():
+    net = tinycaffe.Net(TINY)
+    assert net.inputs == ["data"]
+    assert net.outputs == ["prob"]
+    assert net.blobs["conv"].shape == (2, 4, 8, 8)
+    assert net.blobs["pool"].shape == (2, 4, 4, 4)
+    assert net.blobs["prob"].shape == (2, 5)
+    assert [b.shape for b in net.params["conv"]] == [(4, 3, 3, 3), (4,)]
+    assert list(net.params) == ["conv", "ip"]
+
+
+def test_forward_matches_numpy_and_in_place_relu():
+    net = tinycaffe.Net(TINY)
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    out = net.forward(data=x)
+    assert set(out) == {"prob"}
+    np.testing.assert_allclose(out["prob"].sum(axis=1), 1.0, rtol=1e-5)
+    # The in-place ReLU leaves the conv blob non-negative.
+    assert net.blobs["conv"].data.min() >= 0
+    # Recompute the head by hand from the pooled blob.
+    w, b = net.params["ip"][0].data, net.params["ip"][1].data
+    logits = net.blobs["pool"].data.reshape(2, -1) @ w.T + b
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(out["prob"], e / e.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
+
+
+def test_partial_forward_start_end():
+    net = tinycaffe.Net(TINY)
+    x = np.random.default_rng(2).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    full = net.forward(data=x)["prob"].copy()
+    part = net.forward(data=x, end="pool")
+    assert list(part) == ["pool"]
+    pool = part["pool"].copy()
+    net.blobs["pool"].data[...] = pool
+    rest = net.forward(start="ip")
+    np.testing.assert_array_equal(rest["prob"], full)
+    with pytest.raises(NetError, match="no layer named 'nope'"):
+        net.forward(end="nope")
+
+
+def test_reshape_changes_batch_and_keeps_buffers():
+    net = tinycaffe.Net(TINY)
+    before = net.blobs["conv"].data
+    net.forward()
+    assert net.blobs["conv"].data is before  # same shape: buffer reused
+    net.blobs["data"].reshape(5, 3, 8, 8)
+    net.reshape()
+    assert net.blobs["prob"].shape == (5, 5)
+    with pytest.raises(ShapeError, match=r"input 'data' has shape \(2, 3, 8, 8\)"):
+        net.forward(data=np.zeros((2, 3, 8, 8), np.float32))
+
+
+def test_phase_filtering_and_splits():
+    text = """
+    layer { name: "d" type: "Input" top: "data" top: "label"
+            input_param { shape { dim: [4, 6] } shape { dim: [4] } } }
+    layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+            inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 1 } } }
+    layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "label" top: "acc"
+            include { phase: TEST } }
+    layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+    """
+    test_net = tinycaffe.Net(text, phase="test")
+    train_net = tinycaffe.Net(text, phase="train")
+    assert "acc" in test_net.layer_names and "acc" not in train_net.layer_names
+    # ip and label feed two layers in TEST: Caffe's split layers appear with Caffe's names.
+    assert "ip_ip_0_split" in test_net.layer_names
+    assert "label_d_1_split" in test_net.layer_names
+    assert "ip_ip_0_split_1" in test_net.blobs
+    assert "ip_ip_0_split" not in train_net.layer_names
+    assert test_net.outputs == ["acc", "loss"]
+    test_net.blobs["label"].data[...] = [0, 1, 2, 0]
+    out = test_net.forward()
+    assert 0.0 <= float(out["acc"]) <= 1.0
+    assert test_net.loss == pytest.approx(float(out["loss"]))
+
+
+@pytest.mark.parametrize(
+    "text, error, pattern",
+    [
+        ('layer { name: "x" type: "Bogus" top: "x" }', NetError, r"unknown layer type 'Bogus'.*known types: .*Convolution"),
+        ('layer { name: "r" type: "ReLU" bottom: "missing" top: "r" }', NetError, "unknown bottom blob 'missing'"),
+        ('layer { name: "a" type: "ReLU" bottom: "b" top: "a" }\n'
+         'layer { name: "b" type: "ReLU" bottom: "a" top: "b" }', NetError, "cycle"),
+        ('layer { name: "d" type: "Input" top: "d" input_param { shape { dim: [1, 3, 4, 4] } } }\n'
+         'layer { name: "c" type: "Convolution" bottom: "d" top: "c" convolution_param { num_output: 2 kernel_size: 7 } }',
+         ShapeError, r"layer 'c'.*does not fit input 4x4"),
+        ('layer { name: "d" type: "Input" top: "d" input_param { shape { dim: [1, 3, 4, 4] } } }\n'
+         'layer { name: "c" type: "Convolution" bottom: "d" top: "c" convolution_param { num_output: 2 kernel_size: 1 group: 2 } }',
+         ShapeError, r"layer 'c'.*not divisible by group 2"),
+        ('layer { name: "d" type: "Input" top: "d" input_param { shape { dim: [1, 3] } } }\n'
+         'layer { name: "d" type: "ReLU" bottom: "d" top: "d" }', NetError, "two layers are named 'd'"),
+        ('layer { name: "d" type: "Input" top: "d" input_param { shape { dim: [1, 3] } } }\n'
+         'layer { name: "r" type: "ReLU" bottom: "d" bottom: "d" top: "r" }', NetError, "takes exactly 1 bottom"),
+    ],
+)
+def test_bad_nets_give_clear_errors(text, error, pattern):
+    with pytest.raises(error, match=pattern):
+        tinycaffe.Net(text)
+
+
+def test_missing_and_malformed_prototxt(tmp_path):
+    with pytest.raises(FormatError, match="no such model file"):
+        tinycaffe.Net(str(tmp_path / "nope.prototxt"))
+    bad = tmp_path / "bad.prototxt"
+    bad.write_text('name: "x"\nlayer {\n  name: "a"\n  type: "ReLU"\n  bogus_field: 3\n}\n')
+    with pytest.raises(FormatError, match=r"bad\.prototxt:5:"):
+        tinycaffe.Net(str(bad))
+
+
+def test_caffemodel_round_trip(tmp_path):
+    net = tinycaffe.Net(TINY)
+    x = np.random.default_rng(3).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    expected = net.forward(data=x)["prob"].copy()
+    path = tmp_path / "tiny.caffemodel"
+    net.save(path)
+    fresh = tinycaffe.Net(TINY, seed=123)  # different filler values
+    assert not np.array_equal(fresh.params["conv"][0].data, net.params["conv"][0].data)
+    fresh.copy_from(path)
+    np.testing.assert_array_equal(fresh.forward(data=x)["prob"], expected)
+    again = tinycaffe.Net(TINY, weights=str(path))
+    np.testing.assert_array_equal(again.forward(data=x)["prob"], expected)
+
+
+def test_weight_shape_mismatch_names_layer_blob_and_shapes(tmp_path):
+    net = tinycaffe.Net(TINY)
+    path = tmp_path / "tiny.caffemodel"
+    net.save(path)
+    wider = TINY.replace("num_output: 4", "num_output: 6")
+    with pytest.raises(ShapeError, match=r"layer 'conv' blob 0: the file has shape \(4, 3, 3, 3\), the net expects \(6, 3, 3, 3\)"):
+        tinycaffe.Net(wider, weights=str(path))

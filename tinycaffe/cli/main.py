@@ -1,0 +1,69 @@
+"""Argument parsing and dispatch for the ``tinycaffe`` command.
+
+Caffe's own single-dash spelling (``-model``, ``-weights``, ``-iterations``,
+``-gpu``) is accepted beside ours, so existing scripts keep working.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import TinyCaffeError
+
+
+def _add_run_options(p: argparse.ArgumentParser, iterations: int) -> None:
+    p.add_argument("model", nargs="?", help="net prototxt")
+    p.add_argument("--model", "-model", dest="model_opt", metavar="MODEL", help="net prototxt (Caffe spelling)")
+    p.add_argument("--weights", "-weights", help="caffemodel or .caffemodel.h5 to load")
+    p.add_argument("--iterations", "-iterations", type=int, default=iterations,
+                   help=f"batches to run (default {iterations})")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--gpu", "-gpu", metavar="ID", help="Caffe spelling: any value selects the GPU")
+    p.add_argument("--threads", type=int, help="CPU threads for kernels and BLAS")
+    p.add_argument("--phase", choices=["train", "test"], default="test")
+    p.add_argument("--stage", action="append", default=[], help="net state stage (repeatable)")
+    p.add_argument("--level", type=int, default=0, help="net state level")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinycaffe", description="A small, fast, Caffe-compatible CNN engine.")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+
+    p = sub.add_parser("test", help="score a net on its data, like `caffe test`")
+    _add_run_options(p, 50)
+    p.add_argument("--quiet", action="store_true", help="print only the final means")
+
+    p = sub.add_parser("time", help="time each layer's forward pass, like `caffe time`")
+    _add_run_options(p, 50)
+
+    p = sub.add_parser("data", help="convert a data set to Caffe's LMDB layout")
+    p.add_argument("dataset", choices=["cifar10"])
+    p.add_argument("src", help="folder with the official binary batches")
+    p.add_argument("dst", help="output folder (LMDBs and mean.binaryproto)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.verb == "test":
+            from .test_cmd import run_test
+
+            return run_test(args)
+        if args.verb == "time":
+            from .time_cmd import run_time
+
+            return run_time(args)
+        if args.verb == "data":
+            from .data_cmd import run_data
+
+            return run_data(args)
+    except TinyCaffeError as exc:
+        print(f"tinycaffe: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tinycaffe: interrupted", file=sys.stderr)
+        return 130
+    return 2

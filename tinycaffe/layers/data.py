@@ -1,0 +1,78 @@
+"""Data: batches of Datum records from an LMDB, transformed as Caffe's data layer does.
+
+Like Caffe, the next batch is read and transformed in a background thread
+while the net computes on the current one.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+
+from ..errors import DataError
+from .base import Layer
+from .registry import register
+
+LEVELDB, LMDB = 0, 1
+
+
+@register("Data")
+class Data(Layer):
+    min_bottoms = max_bottoms = 0
+    min_tops, max_tops = 1, 2
+
+    def setup(self, bottoms, tops):
+        from ..data.lmdb_reader import LMDBReader
+        from ..data.transform import DataTransformer
+
+        p = self.param.data_param
+        if p.backend != LMDB:
+            self.bad_param("only the LMDB backend is supported (set data_param { backend: LMDB })")
+        if not p.source:
+            self.bad_param("data_param.source is required")
+        self.batch_size = int(p.batch_size)
+        if self.batch_size <= 0:
+            self.bad_param("data_param.batch_size must be positive")
+        try:
+            self.reader = LMDBReader(p.source)
+            self.transformer = DataTransformer(self.param.transform_param, self.phase,
+                                               seed=int(self.rng.integers(2**31)))
+        except DataError as exc:
+            raise DataError(f"layer '{self.name}': {exc}") from None
+        if p.rand_skip:
+            skip = int(self.rng.integers(p.rand_skip))
+            if skip:
+                self.reader.read_batch(skip)
+        self.out_chw = self.transformer.output_shape(self.reader.shape)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"data-{self.name}")
+        self._lock = threading.Lock()
+        self._next: Future | None = None
+
+    def _load(self) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            images, labels = self.reader.read_batch(self.batch_size)
+            return self.transformer(images), labels.astype(np.float32)
+
+    def reshape(self, bottoms, tops):
+        tops[0].reshape((self.batch_size, *self.out_chw))
+        if len(tops) == 2:
+            tops[1].reshape((self.batch_size,))
+
+    def forward(self, bottoms, tops):
+        future = self._next or self._pool.submit(self._load)
+        images, labels = future.result()
+        self._next = self._pool.submit(self._load)  # prefetch while the net runs
+        tops[0].data[...] = self.xp.asarray(images)
+        if len(tops) == 2:
+            tops[1].data[...] = self.xp.asarray(labels)
+
+    def backward(self, tops, propagate_down, bottoms):
+        pass
+
+    def close(self) -> None:
+        """Stop the prefetch thread and release the LMDB."""
+        if self._next is not None:
+            self._next.cancel()
+        self._pool.shutdown(wait=True)
+        self.reader.close()

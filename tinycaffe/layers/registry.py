@@ -1,0 +1,42 @@
+"""Layer types by Caffe type name, as Caffe's layer factory keeps them."""
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Callable, TypeVar
+
+import numpy as np
+
+from ..errors import NetError
+from .base import Layer
+
+_REGISTRY: dict[str, type[Layer]] = {}
+L = TypeVar("L", bound=type[Layer])
+
+
+def register(type_name: str) -> Callable[[L], L]:
+    """Class decorator: make a layer class available under ``type_name``."""
+
+    def deco(cls: L) -> L:
+        if type_name in _REGISTRY:
+            raise RuntimeError(f"layer type {type_name!r} registered twice")
+        cls.type = type_name
+        _REGISTRY[type_name] = cls
+        return cls
+
+    return deco
+
+
+def known_types() -> list[str]:
+    """Every registered layer type name, sorted."""
+    return sorted(_REGISTRY)
+
+
+def create_layer(param, phase: str = "test", xp: ModuleType = np) -> Layer:
+    """Instantiate the layer ``param.type``; an unknown type lists the known ones."""
+    cls = _REGISTRY.get(param.type)
+    if cls is None:
+        raise NetError(
+            f"layer '{param.name}': unknown layer type {param.type!r}; "
+            f"known types: {', '.join(known_types())}"
+        )
+    return cls(param, phase, xp)

@@ -1,0 +1,31 @@
+"""Threshold: y = 1 if x > threshold else 0 (Caffe's ThresholdLayer; forward only)."""
+from __future__ import annotations
+
+from ..errors import NetError
+from .base import Layer
+from .registry import register
+
+
+@register("Threshold")
+class ThresholdLayer(Layer):
+    min_bottoms = max_bottoms = 1
+    min_tops = max_tops = 1
+    in_place_ok = True
+
+    def setup(self, bottoms, tops):
+        self.threshold = float(self.param.threshold_param.threshold)
+
+    def reshape(self, bottoms, tops):
+        if tops[0] is not bottoms[0]:
+            tops[0].reshape(bottoms[0].shape)
+
+    def forward(self, bottoms, tops):
+        y = tops[0].data
+        self.xp.greater(bottoms[0].data, self.threshold, out=y)  # writes 1.0 / 0.0
+
+    def backward(self, tops, propagate_down, bottoms):
+        if any(propagate_down):
+            raise NetError(
+                f"layer '{self.name}' (type {self.type}): a step function has no useful "
+                "gradient; Caffe does not implement Threshold backward either"
+            )

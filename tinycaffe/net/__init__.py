@@ -1,0 +1,5 @@
+"""Building and running nets."""
+from .blob import Blob
+from .net import Net
+
+__all__ = ["Blob", "Net"]

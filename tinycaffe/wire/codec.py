@@ -1,0 +1,293 @@
+"""Sans-I/O frame decoder: bytes in, frames out (modelled on h11).
+
+No sockets, clocks or threads here. Feed it bytes with :meth:`Decoder.feed`
+and pull frames with :meth:`Decoder.next_event` until it says NEED_DATA.
+For big payloads a transport may skip the copy through ``feed``: it asks
+:meth:`Decoder.direct_view` for the exact bytes still missing at the current
+destination (a preallocated array, say), ``recv_into`` them there and then
+:meth:`Decoder.commit` the count.
+
+Every size is checked against ``max_frame`` before anything is allocated,
+and every defect in the stream raises :class:`ProtocolError`, never a
+``struct.error``, ``UnicodeDecodeError`` or NumPy error.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+
+from tinycaffe.wire.blobs import MAX_BLOBS, PREFIX, Buffer, Landing, parse_table, plan_landing
+from tinycaffe.wire.errors import ErrorCode, LocalProtocolError, ProtocolError
+from tinycaffe.wire.frames import (
+    CLOSED,
+    NEED_DATA,
+    AckFrame,
+    ByeFrame,
+    DataFrame,
+    ErrorFrame,
+    Event,
+    Frame,
+    HelloFrame,
+    ResultFrame,
+)
+from tinycaffe.wire.header import DEFAULT_MAX_FRAME, HEADER_SIZE, FrameType, Header, check_prefix, parse_header
+from tinycaffe.wire.hello import parse_hello
+
+_HEADER, _PREFIX, _TABLE, _DATA, _BODY, _DONE = range(6)
+_U32 = struct.Struct("<I")
+_CODE = struct.Struct("<H")
+_EMPTY = memoryview(b"")
+
+
+class Decoder:
+    """Turns a byte stream into frames; one instance per direction of a connection.
+
+    ``targets`` maps blob names to preallocated arrays: a DATA/RESULT blob whose
+    dtype and shape match its target is received straight into it (the frame's
+    dict then holds the target itself, overwritten by each frame). Other blobs
+    get fresh arrays. ``require_checksum`` refuses frames sent without a CRC.
+    """
+
+    def __init__(
+        self,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        *,
+        targets: Mapping[str, np.ndarray] | None = None,
+        require_checksum: bool = True,
+    ) -> None:
+        self.max_frame = max_frame
+        self.targets: dict[str, np.ndarray] = dict(targets or {})
+        self.require_checksum = require_checksum
+        self._pending = bytearray()
+        self._ppos = 0
+        self._eof = False
+        self._failed: ProtocolError | None = None
+        self._ready: Frame | None = None
+        self._hbuf = bytearray(HEADER_SIZE)
+        self._start_header()
+
+    # ---- public API -------------------------------------------------------
+
+    def feed(self, data: Buffer) -> None:
+        """Add bytes received from the peer (they are copied)."""
+        if self._eof:
+            raise LocalProtocolError("feed() after feed_eof()")
+        if self._ppos:
+            # A fresh object rather than an in-place delete: never resizes a
+            # buffer that a memoryview might still export.
+            self._pending = self._pending[self._ppos :]
+            self._ppos = 0
+        self._pending += data
+
+    def feed_eof(self) -> None:
+        """The peer closed its side; the next calls report CLOSED or raise if mid-frame."""
+        self._eof = True
+
+    def next_event(self) -> Event:
+        """The next whole frame, NEED_DATA, or CLOSED; raises ProtocolError on a bad stream."""
+        if self._failed is not None:
+            raise ProtocolError(f"stream already failed: {self._failed}", self._failed.code)
+        try:
+            return self._next()
+        except ProtocolError as e:
+            self._failed = e
+            raise
+
+    def events(self) -> Iterator[Frame]:
+        """Yield every frame that is already whole."""
+        while True:
+            ev = self.next_event()
+            if not isinstance(ev, Frame):
+                return
+            yield ev
+
+    def direct_view(self) -> memoryview | None:
+        """Writable view of the bytes the stream needs next, or None.
+
+        None while fed bytes are still queued (they must be used first), while
+        a frame waits to be taken, or once the stream has ended.
+        """
+        if (
+            self._failed is not None
+            or self._ready is not None
+            or self._ppos < len(self._pending)
+            or self._phase == _DONE
+            or self._eof
+        ):
+            return None
+        return self._view[self._filled :]
+
+    def commit(self, n: int) -> None:
+        """Account for ``n`` bytes written into the last :meth:`direct_view`."""
+        if not 0 <= n <= len(self._view) - self._filled or self._ppos < len(self._pending) or self._eof:
+            raise LocalProtocolError(f"commit({n}) does not match the last direct_view()")
+        try:
+            self._landed(n)
+        except ProtocolError as e:
+            self._failed = e
+            raise
+
+    @property
+    def mid_frame(self) -> bool:
+        """True when part of a frame has arrived but not all of it."""
+        return self._phase not in (_HEADER, _DONE) or self._filled > 0 or self._ppos < len(self._pending)
+
+    # ---- state machine ----------------------------------------------------
+
+    def _start_header(self) -> None:
+        self._phase = _HEADER
+        self._head: Header | None = None
+        self._check_crc = False
+        self._crc = 0
+        self._got = 0  # payload bytes received so far
+        self._landings: list[Landing] = []
+        self._segments: list[memoryview] = []
+        self._seg = 0
+        self._ref = 0
+        self._count = 0
+        self._set_target(memoryview(self._hbuf))
+
+    def _set_target(self, view: memoryview) -> None:
+        self._view = view
+        self._filled = 0
+
+    def _next(self) -> Event:
+        if self._ready is None:
+            if self._phase == _DONE:
+                left = len(self._pending) - self._ppos
+                if left:
+                    raise ProtocolError(f"{left} bytes after BYE")
+                return CLOSED
+            if self._ppos < len(self._pending):
+                self._drain()
+        if self._ready is not None:
+            ev, self._ready = self._ready, None
+            return ev
+        if self._eof and self._phase != _DONE:
+            if self.mid_frame:
+                raise ProtocolError(f"stream ended mid-frame ({self._progress()})")
+            return CLOSED
+        return NEED_DATA
+
+    def _drain(self) -> None:
+        with memoryview(self._pending) as src:
+            end = len(src)
+            while self._ppos < end and self._ready is None and self._phase != _DONE:
+                pos = self._ppos
+                n = min(end - pos, len(self._view) - self._filled)
+                self._view[self._filled : self._filled + n] = src[pos : pos + n]
+                self._ppos = pos + n
+                self._landed(n)
+        if self._ppos == len(self._pending):
+            self._pending = bytearray()
+            self._ppos = 0
+
+    def _landed(self, n: int) -> None:
+        """Account for ``n`` new bytes at the current destination."""
+        start = self._filled
+        self._filled += n
+        if self._phase == _HEADER:
+            check_prefix(self._view[: self._filled])
+        else:
+            self._got += n
+            if self._check_crc and n:
+                self._crc = zlib.crc32(self._view[start : self._filled], self._crc)
+        while self._filled == len(self._view) and self._ready is None and self._phase != _DONE:
+            self._complete()
+
+    def _complete(self) -> None:
+        """The current destination is full: move to the next one."""
+        if self._phase == _HEADER:
+            self._on_header(parse_header(self._hbuf, self.max_frame))
+        elif self._phase == _PREFIX:
+            self._on_prefix()
+        elif self._phase == _TABLE:
+            self._on_table()
+        elif self._phase == _DATA:
+            self._seg += 1
+            self._next_segment()
+        else:
+            self._finish()
+
+    def _on_header(self, h: Header) -> None:
+        if self.require_checksum and not h.has_crc:
+            raise ProtocolError(f"{h.ftype.name} frame seq {h.seq} carries no checksum, but one is required")
+        self._head = h
+        self._check_crc = h.has_crc
+        if h.ftype in (FrameType.DATA, FrameType.RESULT):
+            if h.length < PREFIX.size:
+                raise ProtocolError(f"{h.ftype.name} payload of {h.length} bytes is shorter than its blob prefix")
+            self._phase = _PREFIX
+            self._set_target(memoryview(bytearray(PREFIX.size)))
+        else:
+            self._phase = _BODY
+            self._set_target(memoryview(bytearray(h.length)))
+
+    def _on_prefix(self) -> None:
+        h = self._head
+        assert h is not None
+        ref, count, table_len = PREFIX.unpack(self._view)
+        if h.ftype == FrameType.DATA and ref != 0:
+            raise ProtocolError(f"DATA frame seq {h.seq} has a nonzero reply reference {ref}")
+        if count > MAX_BLOBS:
+            raise ProtocolError(f"{h.ftype.name} frame declares {count} blobs (at most {MAX_BLOBS})")
+        if table_len > h.length - PREFIX.size:
+            raise ProtocolError(f"blob table of {table_len} bytes overruns the {h.length}-byte payload")
+        self._ref, self._count = ref, count
+        self._phase = _TABLE
+        self._set_target(memoryview(bytearray(table_len)))
+
+    def _on_table(self) -> None:
+        h = self._head
+        assert h is not None
+        data_len = h.length - PREFIX.size - len(self._view)
+        entries = parse_table(self._view, self._count, data_len)
+        self._landings = [plan_landing(e, self.targets.get(e.name)) for e in entries]
+        self._segments = [ld.view() for ld in self._landings if ld.entry.nbytes]
+        self._seg = 0
+        self._phase = _DATA
+        self._next_segment()
+
+    def _next_segment(self) -> None:
+        if self._seg < len(self._segments):
+            self._set_target(self._segments[self._seg])
+        else:
+            self._finish()
+
+    def _finish(self) -> None:
+        h = self._head
+        assert h is not None
+        if self._check_crc and self._crc != h.crc:
+            raise ProtocolError(f"{h.ftype.name} frame seq {h.seq}: payload checksum mismatch", ErrorCode.CHECKSUM)
+        self._ready = self._build(h)
+        if h.ftype == FrameType.BYE:
+            self._phase = _DONE
+            self._set_target(_EMPTY)
+        else:
+            self._start_header()
+
+    def _build(self, h: Header) -> Frame:
+        body = self._view
+        if h.ftype == FrameType.HELLO:
+            return HelloFrame(h.seq, parse_hello(body))
+        if h.ftype == FrameType.ACK:
+            return AckFrame(h.seq, _U32.unpack(body)[0])
+        if h.ftype == FrameType.ERROR:
+            # The text is for humans: keep it even if the peer mangled its utf-8.
+            return ErrorFrame(h.seq, _CODE.unpack_from(body)[0], bytes(body[_CODE.size :]).decode("utf-8", "replace"))
+        if h.ftype == FrameType.BYE:
+            return ByeFrame(h.seq)
+        blobs = {ld.entry.name: ld.finish() for ld in self._landings}
+        if h.ftype == FrameType.DATA:
+            return DataFrame(h.seq, blobs)
+        return ResultFrame(h.seq, self._ref, blobs)
+
+    def _progress(self) -> str:
+        if self._phase == _HEADER:
+            return f"{self._filled + len(self._pending) - self._ppos} of {HEADER_SIZE} header bytes"
+        h = self._head
+        assert h is not None
+        return f"{h.ftype.name} frame seq {h.seq}: {self._got} of {h.length} payload bytes"
