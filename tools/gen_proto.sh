@@ -35,3 +35,7 @@ cd "$root"
 "$py" -m grpc_tools.protoc -I tinycaffe/proto --python_out=tinycaffe/proto tinycaffe/proto/caffe.proto
 grep -m1 "Protobuf Python Version" tinycaffe/proto/caffe_pb2.py
 echo "wrote tinycaffe/proto/caffe_pb2.py"
+# Check it imports under the project's own protobuf runtime, when there is one.
+if [[ -x .venv/bin/python ]]; then
+  .venv/bin/python -W error -c "from tinycaffe.proto import caffe_pb2; print('imports under protobuf', __import__('google.protobuf').protobuf.__version__)"
+fi

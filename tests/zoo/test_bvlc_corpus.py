@@ -56,28 +56,34 @@ DEPLOY = {
 
 # Nets that read files in TEST phase. Value: (layer that reads, the path it names
 # or None, stages to build with).
+_CIFAR_LMDB = "examples/cifar10/cifar10_test_lmdb"
+_IMAGENET_LMDB = "examples/imagenet/ilsvrc12_val_lmdb"
+_HDF5_TEST = "examples/hdf5_classification/data/test.txt"
 READS_FILES = {
-    "examples/cifar10/cifar10_full_sigmoid_train_test.prototxt": ("cifar", "examples/cifar10/cifar10_test_lmdb", ()),
-    "examples/cifar10/cifar10_full_sigmoid_train_test_bn.prototxt": ("cifar", "examples/cifar10/cifar10_test_lmdb", ()),
-    "examples/cifar10/cifar10_full_train_test.prototxt": ("cifar", "examples/cifar10/cifar10_test_lmdb", ()),
-    "examples/cifar10/cifar10_quick_train_test.prototxt": ("cifar", "examples/cifar10/cifar10_test_lmdb", ()),
+    "examples/cifar10/cifar10_full_sigmoid_train_test.prototxt": ("cifar", _CIFAR_LMDB, ()),
+    "examples/cifar10/cifar10_full_sigmoid_train_test_bn.prototxt": ("cifar", _CIFAR_LMDB, ()),
+    "examples/cifar10/cifar10_full_train_test.prototxt": ("cifar", _CIFAR_LMDB, ()),
+    "examples/cifar10/cifar10_quick_train_test.prototxt": ("cifar", _CIFAR_LMDB, ()),
     "examples/feature_extraction/imagenet_val.prototxt": ("data", "examples/_temp/file_list.txt", ()),
     "examples/finetune_pascal_detection/pascal_finetune_trainval_test.prototxt": (
         "data", "examples/finetune_pascal_detection/window_file_2007_test.txt", ()),
-    "examples/hdf5_classification/nonlinear_auto_test.prototxt": ("data", "examples/hdf5_classification/data/test.txt", ()),
-    "examples/hdf5_classification/nonlinear_auto_train.prototxt": ("data", "examples/hdf5_classification/data/train.txt", ()),
-    "examples/hdf5_classification/nonlinear_train_val.prototxt": ("data", "examples/hdf5_classification/data/test.txt", ()),
-    "examples/hdf5_classification/train_val.prototxt": ("data", "examples/hdf5_classification/data/test.txt", ()),
+    "examples/hdf5_classification/nonlinear_auto_test.prototxt": ("data", _HDF5_TEST, ()),
+    "examples/hdf5_classification/nonlinear_auto_train.prototxt": (
+        "data", "examples/hdf5_classification/data/train.txt", ()),
+    "examples/hdf5_classification/nonlinear_train_val.prototxt": ("data", _HDF5_TEST, ()),
+    "examples/hdf5_classification/train_val.prototxt": ("data", _HDF5_TEST, ()),
     "examples/mnist/lenet_train_test.prototxt": ("mnist", "examples/mnist/mnist_test_lmdb", ()),
     # Its TEST data layers are chosen by stage ("test-on-train" / "test-on-test").
-    "examples/mnist/mnist_autoencoder.prototxt": ("data", "examples/mnist/mnist_test_lmdb", ("test-on-test",)),
+    "examples/mnist/mnist_autoencoder.prototxt": (
+        "data", "examples/mnist/mnist_test_lmdb", ("test-on-test",)),
     # DummyData inputs, but the loss is a Python layer.
     "examples/pycaffe/linreg.prototxt": ("loss", None, ()),
     # LEVELDB backend.
-    "examples/siamese/mnist_siamese_train_test.prototxt": ("pair_data", "examples/siamese/mnist_siamese_test_leveldb", ()),
-    "models/bvlc_alexnet/train_val.prototxt": ("data", "examples/imagenet/ilsvrc12_val_lmdb", ()),
-    "models/bvlc_googlenet/train_val.prototxt": ("data", "examples/imagenet/ilsvrc12_val_lmdb", ()),
-    "models/bvlc_reference_caffenet/train_val.prototxt": ("data", "examples/imagenet/ilsvrc12_val_lmdb", ()),
+    "examples/siamese/mnist_siamese_train_test.prototxt": (
+        "pair_data", "examples/siamese/mnist_siamese_test_leveldb", ()),
+    "models/bvlc_alexnet/train_val.prototxt": ("data", _IMAGENET_LMDB, ()),
+    "models/bvlc_googlenet/train_val.prototxt": ("data", _IMAGENET_LMDB, ()),
+    "models/bvlc_reference_caffenet/train_val.prototxt": ("data", _IMAGENET_LMDB, ()),
     "models/finetune_flickr_style/train_val.prototxt": ("data", "data/flickr_style/test.txt", ()),
 }
 
@@ -122,12 +128,14 @@ def test_consolidated_solver_embeds_a_v1_net():
     from tinycaffe.net.build import load_net_param
     from tinycaffe.proto.prototxt import read_solver
 
-    solver = read_solver(shared_path("data", "bvlc-prototxt", "examples/mnist/lenet_consolidated_solver.prototxt"))
+    path = shared_path("data", "bvlc-prototxt", "examples/mnist/lenet_consolidated_solver.prototxt")
+    solver = read_solver(path)
     assert solver.HasField("net_param") and len(solver.net_param.layers) > 0
     net = load_net_param(solver.net_param)
     assert len(net.layers) == 0
     types = [layer.type for layer in net.layer]
-    assert {"Data", "Convolution", "Pooling", "InnerProduct", "ReLU", "SoftmaxWithLoss", "Accuracy"} <= set(types)
+    expected = {"Data", "Convolution", "Pooling", "InnerProduct", "ReLU", "SoftmaxWithLoss", "Accuracy"}
+    assert expected <= set(types)
 
 
 # -- deploy nets: build, reshape to batch 1, forward ------------------------------

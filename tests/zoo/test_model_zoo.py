@@ -1,9 +1,11 @@
 """Well-known ImageNet deploy nets (generated in zoo_nets.py) build and run.
 
-Build-only checks (shape inference and parameter counts, no forward) are
-fast and always run. The forward of a 1-image batch on filler weights is
-cheap for SqueezeNet but takes seconds for VGG-16 and ResNet-50 on a small
-CPU, so those two are marked ``slow`` (run with ``-m slow``).
+Build checks (shape inference and parameter counts) and a forward of one
+image on filler weights, for VGG-16, ResNet-50 and SqueezeNet v1.1. Measured
+on the 2-core dev machine: building VGG-16 takes about 3 s (filling its 138M
+weights), its forward about 1 s; ResNet-50 builds in about 1 s and runs in
+0.1-0.4 s; SqueezeNet is instant. None passes the 15 s mark for ``slow``, so
+all run by default; each net is built once per module and freed afterwards.
 """
 from __future__ import annotations
 
@@ -42,14 +44,19 @@ EXPECTED_PARAMS = {"vgg16": 138_357_544, "resnet50": 25_557_032, "squeezenet11":
 
 GENERATORS = {"vgg16": vgg16, "resnet50": resnet50, "squeezenet11": squeezenet11}
 
-_NETS: dict[str, tinycaffe.Net] = {}
 
+@pytest.fixture(scope="module")
+def zoo():
+    """Build each net once for the module (VGG-16's weights take seconds to fill)."""
+    cache: dict[str, tinycaffe.Net] = {}
 
-def built(name: str) -> tinycaffe.Net:
-    """One Net per model for the whole module: filling VGG-16's 138M weights takes seconds."""
-    if name not in _NETS:
-        _NETS[name] = tinycaffe.Net(GENERATORS[name](batch=1), phase="test", seed=0)
-    return _NETS[name]
+    def get(name: str) -> tinycaffe.Net:
+        if name not in cache:
+            cache[name] = tinycaffe.Net(GENERATORS[name](batch=1), phase="test", seed=0)
+        return cache[name]
+
+    yield get
+    cache.clear()  # about 0.6 GB of VGG-16 parameters
 
 
 def learnable_count(net: tinycaffe.Net) -> int:
@@ -63,8 +70,8 @@ def learnable_count(net: tinycaffe.Net) -> int:
 
 
 @pytest.mark.parametrize("name", list(GENERATORS))
-def test_builds_with_the_published_shapes(name):
-    net = built(name)
+def test_builds_with_the_published_shapes(zoo, name):
+    net = zoo(name)
     assert net.inputs == ["data"]
     assert net.outputs == ["prob"]
     for blob, shape in EXPECTED_SHAPES[name].items():
@@ -72,8 +79,8 @@ def test_builds_with_the_published_shapes(name):
     assert learnable_count(net) == EXPECTED_PARAMS[name]
 
 
-def test_resnet50_layer_structure():
-    net = built("resnet50")
+def test_resnet50_layer_structure(zoo):
+    net = zoo("resnet50")
     types = [layer.type for layer in net.layers]
     assert types.count("BatchNorm") == types.count("Scale") == 53
     assert types.count("Eltwise") == 16
@@ -88,8 +95,7 @@ def test_resnet50_layer_structure():
     ]
 
 
-def _forward_one_image(name: str) -> dict:
-    net = built(name)
+def _forward_one_image(net: tinycaffe.Net, name: str) -> dict:
     if name == "resnet50":
         # Caffe starts BatchNorm's statistics at zero, i.e. dividing by sqrt(eps):
         # give every BatchNorm unit variance so filler weights keep values finite.
@@ -111,13 +117,9 @@ def _check_probabilities(name: str, out: dict) -> None:
     assert np.isfinite(flat).all()
     assert (flat >= 0).all()
     np.testing.assert_allclose(flat.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.ptp(flat) > 0, "every class got the same probability: the weights did nothing"
 
 
-def test_squeezenet11_forward():
-    _check_probabilities("squeezenet11", _forward_one_image("squeezenet11"))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["vgg16", "resnet50"])
-def test_big_net_forward(name):
-    _check_probabilities(name, _forward_one_image(name))
+@pytest.mark.parametrize("name", list(GENERATORS))
+def test_forward_one_image(zoo, name):
+    _check_probabilities(name, _forward_one_image(zoo(name), name))

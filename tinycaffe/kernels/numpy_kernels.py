@@ -188,11 +188,13 @@ def pool_backward(x, y, dy, method, kernel, stride, pad):
             for j in range(kw):
                 _offset_view(dxpad, i, j, sh, sw, oh, ow)[...] += xp.where(arg == i * kw + j, dy, zero)
     else:
+        # A zero-size window (possible only with pad 0, stride > kernel) lies wholly
+        # in the cropped-off margin: its inf/nan never reaches dx.
         with np.errstate(divide="ignore", invalid="ignore"):
             g = dy / _ave_divisor(xp, x, kh, kw, sh, sw, ph, pw, oh, ow)
-        for i in range(kh):
-            for j in range(kw):
-                _offset_view(dxpad, i, j, sh, sw, oh, ow)[...] += g
+            for i in range(kh):
+                for j in range(kw):
+                    _offset_view(dxpad, i, j, sh, sw, oh, ow)[...] += g
     return xp.ascontiguousarray(dxpad[:, :, ph:ph + h, pw:pw + w])
 
 

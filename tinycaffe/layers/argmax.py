@@ -9,6 +9,8 @@ the indices. Ties rank the larger index first, as Caffe's sort of
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import NetError
 from .base import Layer
 from .params import canonical_axis
@@ -54,7 +56,7 @@ class ArgMaxLayer(Layer):
     def _top_k(self, v):
         """(indices, values) of the top_k largest along the last axis; ties: larger index first."""
         xp = self.xp
-        kw = {"kind": "stable"} if xp.__name__ == "numpy" else {}  # CuPy's sort is always stable
+        kw = {"kind": "stable"} if xp is np else {}  # CuPy's sort is always stable
         # A stable ascending sort keeps equal values in index order; reversed it
         # gives descending values with the larger index first among equals.
         order = xp.argsort(v, axis=-1, **kw)[..., ::-1][..., :self.top_k]

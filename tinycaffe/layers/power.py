@@ -1,6 +1,8 @@
 """Power: y = (shift + scale * x) ^ power (Caffe's PowerLayer)."""
 from __future__ import annotations
 
+import numpy as np
+
 from .base import Layer
 from .registry import register
 
@@ -43,8 +45,10 @@ class PowerLayer(Layer):
         xp = self.xp
         x, y = bottoms[0].data, tops[0].data
         if self.diff_scale == 0:
-            # A constant: 1 for power 0, shift^power for scale 0 (Caffe's special case).
-            y[...] = 1.0 if self.power == 0 else self.shift ** self.power
+            # A constant: 1 for power 0, shift^power for scale 0 (Caffe's special case;
+            # C's pow: 0^-1 is inf and (-1)^0.5 NaN, where Python would raise or go complex).
+            with np.errstate(divide="ignore", invalid="ignore"):
+                y[...] = 1.0 if self.power == 0 else np.power(np.float64(self.shift), self.power)
             return
         if self._saved is not None:
             xp.copyto(self._saved, x)

@@ -35,6 +35,7 @@ def parse_message(text: str, message: M, source: str = "<string>") -> M:
     Raises FormatError "SOURCE:LINE:COL: what went wrong" on bad syntax,
     unknown fields or bad values.
     """
+    message.Clear()  # text_format.Parse would otherwise append to repeated fields
     try:
         text_format.Parse(text, message)
     except text_format.ParseError as exc:

@@ -107,6 +107,21 @@ class Endpoint:
         return self._bye_received
 
     @property
+    def bye_sent(self) -> bool:
+        """True once this side said BYE."""
+        return self._bye_sent
+
+    @property
+    def oldest_unacked(self) -> int | None:
+        """Seq of the oldest un-ACKed DATA frame, if any."""
+        return self._unacked[0] if self._unacked else None
+
+    @property
+    def oldest_unanswered(self) -> int | None:
+        """Seq of the oldest DATA frame still owed a RESULT, if any."""
+        return self._unanswered[0] if self._unanswered else None
+
+    @property
     def in_flight(self) -> int:
         """DATA frames sent (sink) or received (source) and not yet ACKed."""
         return len(self._unacked)

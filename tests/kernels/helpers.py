@@ -1,0 +1,85 @@
+"""Shared pieces of the kernel tests: implementations under test, data, comparisons."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tinycaffe.backend import asnumpy, gpu_available
+from tinycaffe.kernels import numpy_kernels, sizes
+
+try:
+    from tinycaffe.kernels import numba_kernels
+except ImportError:  # pragma: no cover - numba is a hard dependency
+    numba_kernels = None
+
+# Hypothesis settings for the randomised comparisons: fast, no deadline (the
+# first example of a run may include Numba's compile or cache load).
+FAST = settings(max_examples=60, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+GRAD = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@dataclass
+class Impl:
+    """One fast implementation: its kernel module and how to move arrays to it."""
+
+    name: str
+    module: Any
+    to_device: Callable[[np.ndarray], Any]
+
+    def run(self, fn: str, *args, **kwargs) -> Any:
+        dev = [self.to_device(a) if isinstance(a, np.ndarray) else a for a in args]
+        out = getattr(self.module, fn)(*dev, **kwargs)
+        if isinstance(out, tuple):
+            return tuple(None if o is None else asnumpy(o) for o in out)
+        return asnumpy(out)
+
+
+def _cupy_impl() -> Impl:
+    import cupy  # noqa: F401  (only reached when a GPU is there)
+
+    return Impl("cupy", numpy_kernels, cupy.asarray)
+
+
+IMPL_PARAMS = [
+    pytest.param("numpy", id="numpy"),
+    pytest.param("numba", id="numba",
+                 marks=pytest.mark.skipif(numba_kernels is None, reason="numba not importable")),
+    pytest.param("cupy", id="cupy",
+                 marks=[pytest.mark.gpu,
+                        pytest.mark.skipif(not gpu_available(), reason="no CuPy / GPU")]),
+]
+
+
+def make_impl(name: str) -> Impl:
+    if name == "numpy":
+        return Impl("numpy", numpy_kernels, lambda a: a)
+    if name == "numba":
+        return Impl("numba", numba_kernels, lambda a: a)
+    return _cupy_impl()
+
+
+def values(rng: np.random.Generator, shape, kind: str = "normal") -> np.ndarray:
+    """float32 test data: 'normal', 'ties' (small integers: many equal maxima),
+    or 'distinct' (well-separated values, no kinks for central differences)."""
+    n = int(np.prod(shape))
+    if kind == "ties":
+        return rng.integers(-2, 3, size=shape).astype(np.float32)
+    if kind == "distinct":
+        return (rng.permutation(n).reshape(shape) * 0.1 - n * 0.05).astype(np.float32)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-5) -> None:
+    """Element-wise |a - e| <= atol + rtol*|e|, NaN matching NaN (Caffe's 0/0 windows)."""
+    np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected, np.float64),
+                               rtol=rtol, atol=atol, equal_nan=True)
+
+
+def pool_ok(size: int, kernel: int, stride: int, pad: int) -> bool:
+    """A pooling geometry Caffe accepts (pad < kernel) with at least one output."""
+    return pad < kernel and size + 2 * pad >= kernel and sizes.pool_out_size(size, kernel, stride, pad) >= 1
