@@ -82,6 +82,23 @@ def median_ms(fn: Callable[[], object], repeats: int) -> float:
     return float(np.median(times)) * 1e3
 
 
+def cpu_ms_one_thread(fn: Callable[[], object], repeats: int) -> float:
+    """Median CPU time of ``fn`` on one thread: the work itself, little affected by
+    other processes competing for the cores (wall-clock medians are)."""
+    before = threads.get_num_threads()
+    threads.set_num_threads(1)
+    try:
+        fn()
+        times = []
+        for _ in range(repeats):
+            t = time.thread_time()
+            fn()
+            times.append(time.thread_time() - t)
+    finally:
+        threads.set_num_threads(before)
+    return float(np.median(times)) * 1e3
+
+
 def machine_info(n_threads: int) -> None:
     import threadpoolctl
 
@@ -119,19 +136,24 @@ def main(argv: Optional[list[str]] = None) -> None:
     if torch is not None:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"batch {BATCH}, {args.repeats} timed repeats after 2 warm-ups, median ms\n")
-    header = f"{'kernel':30s} {'numba':>8s} {'numpy':>8s} {'torch':>8s} {'numpy/numba':>12s} {'torch/numba':>12s}"
+    print("wall-clock medians with the thread count above; 'numba cpu1': CPU time of")
+    print("the numba path on 1 thread (robust to other load on the machine)\n")
+    header = (f"{'kernel':30s} {'numba':>8s} {'numpy':>8s} {'torch':>8s} {'numpy/numba':>12s} "
+              f"{'torch/numba':>12s} {'numba cpu1':>11s}")
     print(header)
     print("-" * len(header))
-    totals = np.zeros(3)
+    totals = np.zeros(4)
     for name, spec in cases(np.random.default_rng(0)):
         t_nb = median_ms(ours(numba_kernels, spec), args.repeats)
         t_np = median_ms(ours(numpy_kernels, spec), args.repeats)
         t_th = median_ms(torch_fn(torch, spec), args.repeats) if torch is not None else float("nan")
-        totals += (t_nb, t_np, t_th)
-        print(f"{name:30s} {t_nb:8.2f} {t_np:8.2f} {t_th:8.2f} {t_np / t_nb:12.2f} {t_th / t_nb:12.2f}")
+        t_cpu = cpu_ms_one_thread(ours(numba_kernels, spec), args.repeats)
+        totals += (t_nb, t_np, t_th, t_cpu)
+        print(f"{name:30s} {t_nb:8.2f} {t_np:8.2f} {t_th:8.2f} {t_np / t_nb:12.2f} "
+              f"{t_th / t_nb:12.2f} {t_cpu:11.2f}")
     print("-" * len(header))
     print(f"{'sum':30s} {totals[0]:8.2f} {totals[1]:8.2f} {totals[2]:8.2f} "
-          f"{totals[1] / totals[0]:12.2f} {totals[2] / totals[0]:12.2f}")
+          f"{totals[1] / totals[0]:12.2f} {totals[2] / totals[0]:12.2f} {totals[3]:11.2f}")
     if hasattr(os, "getloadavg"):
         print("\nload average after: %.2f %.2f %.2f  (other processes on the machine skew timings)"
               % os.getloadavg())

@@ -71,3 +71,15 @@ def test_worker_exceptions_propagate():
         raise ValueError("from a worker")
     with pytest.raises(ValueError):
         threads.parallel_for(8, boom)
+
+
+@pytest.mark.parametrize("module", [numba_kernels, numpy_kernels])
+def test_empty_batch_and_bad_out(module):
+    x = np.zeros((0, 2, 5, 5), np.float32)
+    w = np.ones((3, 2, 3, 3), np.float32)
+    assert module.conv_forward(x, w, None, 1, 1).shape == (0, 3, 5, 5)
+    assert module.pool_forward(x, "max", 3, 2, 0).shape == (0, 2, 2, 2)
+    assert module.lrn_forward(x, 3, 1.0, 0.75, 1.0, "across").shape == x.shape
+    x1 = np.ones((1, 2, 5, 5), np.float32)
+    with pytest.raises(ValueError):
+        module.conv_forward(x1, w, None, 1, 1, out=np.zeros((1, 5, 5, 3), np.float32).transpose(0, 3, 1, 2))

@@ -21,15 +21,16 @@ def device(args: argparse.Namespace) -> str:
 
 
 def set_threads(n: int | None) -> None:
-    """Limit numba's and BLAS's thread pools to ``n`` (None: leave the defaults)."""
+    """Use ``n`` CPU threads for kernels and BLAS (None: one per usable core)."""
     if n is None:
         return
     if n <= 0:
         raise TinyCaffeError(f"--threads must be positive, got {n}")
-    import numba
     from threadpoolctl import threadpool_limits
 
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    from ..kernels import set_num_threads
+
+    set_num_threads(n)
     threadpool_limits(n)
 
 

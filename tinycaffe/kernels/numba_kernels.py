@@ -307,6 +307,8 @@ def conv_forward(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1, o
     mg, kg = m // group, cg * kh * kw
     wg = _c(w).reshape(group, mg, kg)
     y = out if out is not None else np.empty((n, m, oh, ow), dtype=x.dtype)
+    if out is not None and (out.shape != (n, m, oh, ow) or not out.flags.c_contiguous):
+        raise ValueError(f"out must be a C-contiguous {(n, m, oh, ow)} array, got {out.shape}")
     y3 = y.reshape(n, m, p)
     is_1x1 = kh == kw == 1 and geo[:4] == (1, 1, 0, 0)
     per_image = c * kh * kw * p * x.itemsize

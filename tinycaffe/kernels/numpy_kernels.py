@@ -7,12 +7,10 @@ The same code serves NumPy (the fallback CPU path) and CuPy (the GPU path).
 """
 from __future__ import annotations
 
-from typing import Any, Optional
-
 import numpy as np
 
 from ..backend import get_array_module
-from .sizes import IntPair, ave_pool_sizes, conv_out_size, pair, pool_out_size
+from .sizes import ave_pool_sizes, conv_out_size, pair, pool_out_size
 
 FLT_MAX = float(np.finfo(np.float32).max)
 
@@ -80,6 +78,8 @@ def conv_forward(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1, o
     oh = conv_out_size(h, kh, stride[0], pad[0], dilation[0])
     ow = conv_out_size(wd, kw, stride[1], pad[1], dilation[1])
     y = out if out is not None else xp.empty((n, m, oh, ow), dtype=x.dtype)
+    if out is not None and (out.shape != (n, m, oh, ow) or not out.flags.c_contiguous):
+        raise ValueError(f"out must be a C-contiguous {(n, m, oh, ow)} array, got {out.shape}")
     y3 = y.reshape(n, m, oh * ow)
     mg, kg = m // group, cg * kh * kw
     wg = w.reshape(group, mg, kg)

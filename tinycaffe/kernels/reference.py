@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .sizes import IntPair, ave_pool_sizes, conv_out_size, pair, pool_out_size
+from .sizes import conv_out_size, pair, pool_out_size
 
 FLT_MAX = float(np.finfo(np.float32).max)  # Caffe starts MAX pooling at -FLT_MAX
 
@@ -159,7 +159,6 @@ def lrn_forward(x, local_size, alpha, beta, k, region) -> np.ndarray:
 def lrn_backward(x, y, dy, local_size, alpha, beta, k, region) -> np.ndarray:
     """dx of lrn_forward: dy * scale^-beta - 2*alpha*beta * x * S^T(dy * y / scale),
     where S^T is the adjoint of the neighbourhood sum (/n across, AVE-pool within)."""
-    ratio_src = None
     if region == "across":
         scale = _across_scale(x, local_size, alpha, k)
         ratio_src = dy * y / scale

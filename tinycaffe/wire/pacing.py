@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from tinycaffe.errors import WireError
 
-_RATE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*([A-Za-z/]+)\s*$")
+_RATE = re.compile(r"^\s*((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z/]+)\s*$")
 _DECIMAL = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 _BINARY = {"ki": 2.0**10, "mi": 2.0**20, "gi": 2.0**30, "ti": 2.0**40}
 _BITS = ("bps", "b/s", "bit/s", "bits/s")
@@ -30,8 +30,8 @@ def parse_rate(text: str) -> float:
     m = _RATE.match(text) if isinstance(text, str) else None
     if m is None:
         raise WireError(f"bad rate {text!r}: expected a number and a unit, e.g. '10Mbps' or '12.5MB/s'")
-    number = float(m.group(1)) * 10.0 ** int(m.group(2) or 0)
-    unit = m.group(3)
+    number = float(m.group(1))  # a huge exponent gives inf, refused below
+    unit = m.group(2)
     for base, per_unit in [(u, 0.125) for u in _BITS] + [(u, 1.0) for u in _BYTES]:
         if unit.endswith(base):
             prefix = unit[: -len(base)].lower()

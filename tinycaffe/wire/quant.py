@@ -14,6 +14,8 @@ from tinycaffe.wire.errors import LocalProtocolError
 # Below this, 1/scale would overflow float32: do the arithmetic in float64.
 _F32_SAFE_SCALE = 1e-30
 _F32_SAFE_MAG = 1e37
+# Dequantisation's slow path works in float64: q * scale must stay finite there.
+_MAX_RANGE = float(np.finfo(np.float64).max) / 2
 
 
 def quantize_u8(a: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -23,6 +25,8 @@ def quantize_u8(a: np.ndarray) -> tuple[np.ndarray, float, float]:
     lo, hi = float(a.min()), float(a.max())
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise LocalProtocolError("cannot quantise a blob holding NaN or infinity to uint8")
+    if not hi - lo <= _MAX_RANGE:
+        raise LocalProtocolError(f"blob range {lo:g}..{hi:g} is too wide to quantise to uint8")
     scale = (hi - lo) / 255.0
     if scale < 1e-300:
         # A constant blob, or a range so tiny that /255 underflows: one step
@@ -35,7 +39,10 @@ def quantize_u8(a: np.ndarray) -> tuple[np.ndarray, float, float]:
     )
     work = np.float32 if fast else np.float64
     t = np.subtract(a, work(lo), dtype=work)
-    t *= work(1.0 / scale)
+    if fast:
+        t *= work(1.0 / scale)
+    else:
+        t /= scale  # 1/scale could overflow for subnormal ranges
     np.rint(t, out=t)
     np.clip(t, 0, 255, out=t)
     return t.astype(np.uint8), scale, lo
@@ -43,15 +50,21 @@ def quantize_u8(a: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 def dequantize_u8(q: np.ndarray, scale: float, offset: float, out: np.ndarray) -> np.ndarray:
     """Fill the floating array ``out`` with ``q * scale + offset`` and return it."""
-    kind = out.dtype.type
-    np.multiply(q, kind(scale), out=out)
-    out += kind(offset)
+    info = np.finfo(out.dtype)
+    if float(info.tiny) <= scale and 255.0 * scale < float(info.max) / 2:
+        kind = out.dtype.type
+        np.multiply(q, kind(scale), out=out)
+        out += kind(offset)
+    else:
+        # In ``out``'s dtype the scale would lose precision (subnormal) or
+        # q * scale alone would overflow although the sum fits: use float64.
+        np.copyto(out, q * scale + offset, casting="unsafe")
     return out
 
 
 def dequant_fits(scale: float, offset: float, dtype: np.dtype) -> bool:
     """True when every value ``q * scale + offset`` is finite in ``dtype``."""
-    if not (math.isfinite(scale) and math.isfinite(offset) and scale > 0):
+    if not (math.isfinite(scale) and math.isfinite(offset) and 0 < 255.0 * scale <= _MAX_RANGE):
         return False
     big = float(np.finfo(dtype).max)
     return abs(offset) <= big and abs(offset + 255.0 * scale) <= big
