@@ -48,6 +48,7 @@ class FakeTime:
 
 
 def send(p: Pacer, n: int, chunk: int = 65536) -> None:
+    p.start()
     while n:
         c = min(chunk, n)
         p.wait(c)
@@ -69,14 +70,25 @@ def test_late_wakeups_do_not_add_up():
     assert 3_276_877 / 1.25e6 < t.now - 100.0 <= 3_276_877 / 1.25e6 + 0.004 + 1e-9
 
 
-def test_idle_link_gives_no_burst_credit():
+@pytest.mark.parametrize("idle", [5.0, 0.001, 0.0])
+def test_idle_link_gives_no_burst_credit(idle):
     t = FakeTime()
     p = Pacer(1e6, clock=t.clock, sleep=t.sleep)
     send(p, 100_000)
-    t.now += 5.0  # idle
+    t.now += idle
     start = t.now
     send(p, 100_000)
     assert t.now - start == pytest.approx(0.1)
+
+
+def test_back_to_back_bursts_queue_behind_each_other():
+    t = FakeTime()
+    p = Pacer(1e6, clock=t.clock, sleep=t.sleep)
+    p.start()
+    p.wait(50_000)  # due at +0.05 s...
+    t.now -= 0.05  # ...pretend we did not sleep: the link is still busy
+    send(p, 50_000)
+    assert t.now - 100.0 == pytest.approx(0.1)
 
 
 def test_bad_pacer_rate():

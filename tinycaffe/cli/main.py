@@ -37,6 +37,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("time", help="time each layer's forward pass, like `caffe time`")
     _add_run_options(p, 50)
 
+    p = sub.add_parser("train", help="train a net with a solver, like `caffe train`")
+    p.add_argument("--solver", "-solver", required=True, help="solver prototxt")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--weights", "-weights", help="initialise from these weights (fine-tuning)")
+    group.add_argument("--snapshot", "-snapshot", help="resume from a .solverstate")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--gpu", "-gpu", metavar="ID", help="Caffe spelling: any value selects the GPU")
+    p.add_argument("--threads", type=int, help="CPU threads for kernels and BLAS")
+    p.add_argument("--sigint-effect", "-sigint_effect", choices=["snapshot", "stop", "none"],
+                   default="snapshot", help="what Ctrl-C does (default: snapshot, then stop)")
+
+    p = sub.add_parser("split", help="cut a net into a client part (Sink) and a cloud part (Source)")
+    p.add_argument("model", help="net prototxt to cut")
+    p.add_argument("--after", required=True, help="last layer of the client part")
+    p.add_argument("--host", default="127.0.0.1", help="where the client's Sink connects")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--bind", default="127.0.0.1", help="address the cloud's Source listens on")
+    p.add_argument("--return-top", action="append", default=[], metavar="BLOB",
+                   help="blob the cloud sends back to the client (repeatable)")
+    p.add_argument("--phase", choices=["train", "test"], default="test")
+    p.add_argument("-o", "--output", nargs=2, required=True, metavar=("CLIENT", "CLOUD"),
+                   help="where to write the two prototxts")
+
+    p = sub.add_parser("serve", help="run the cloud part of a split net until the client says BYE")
+    _add_run_options(p, 0)
+    p.add_argument("--keep-serving", action="store_true", help="wait for the next client after a BYE")
+    p.add_argument("--quiet", action="store_true", help="print only the final means")
+
     p = sub.add_parser("data", help="convert a data set to Caffe's LMDB layout")
     p.add_argument("dataset", choices=["cifar10"])
     p.add_argument("src", help="folder with the official binary batches")
@@ -56,6 +84,18 @@ def main(argv: list[str] | None = None) -> int:
             from .time_cmd import run_time
 
             return run_time(args)
+        if args.verb == "train":
+            from .train_cmd import run_train
+
+            return run_train(args)
+        if args.verb == "split":
+            from .split_cmd import run_split
+
+            return run_split(args)
+        if args.verb == "serve":
+            from .serve_cmd import run_serve
+
+            return run_serve(args)
         if args.verb == "data":
             from .data_cmd import run_data
 

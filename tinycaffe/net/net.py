@@ -10,6 +10,7 @@ import numpy as np
 
 from ..backend import xp_for_device
 from ..errors import NetError, ShapeError, TinyCaffeError
+from .backward import LearnableParam, plan_backward, share_named_params
 from .blob import Blob
 from .build import PHASES, load_net_param, prepare_net_param
 
@@ -95,9 +96,11 @@ class Net:
         # Caffe keeps unconsumed blobs in a sorted set: outputs come in name order.
         self.outputs: list[str] = sorted(available)
         self._loss_weights = [self._top_loss_weights(i) for i in range(len(self.layers))]
+        self.learnable_params: list[LearnableParam] = share_named_params(self)
         self.params: "OrderedDict[str, list[Blob]]" = OrderedDict(
             (name, layer.blobs) for name, layer in zip(self.layer_names, self.layers) if layer.blobs
         )
+        self._need_backward, self._propagate_down = plan_backward(self)
         if weights is not None:
             self.copy_from(weights)
 
@@ -207,6 +210,53 @@ class Net:
     def _sync(self) -> None:
         if self.xp is not np:
             self.xp.cuda.Stream.null.synchronize()
+
+    # -- training ----------------------------------------------------------------
+    def backward(self) -> None:
+        """Back-propagate from the loss tops (diff = loss weight) through every layer that needs it.
+
+        Parameter gradients accumulate into ``blob.diff``; call
+        ``clear_param_diffs()`` first (the solver does, once per iteration).
+        """
+        for i, ws in enumerate(self._loss_weights):
+            for w, top in zip(ws, self._tops[i]):
+                if w:
+                    top.diff[...] = w
+        for i in range(len(self.layers) - 1, -1, -1):
+            if not self._need_backward[i]:
+                continue
+            layer = self.layers[i]
+            try:
+                layer.backward(self._tops[i], self._propagate_down[i], self._bottoms[i])
+            except TinyCaffeError:
+                raise
+            except Exception as exc:
+                raise NetError(
+                    f"layer '{layer.name}' (type {layer.type}) failed in backward: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+
+    def clear_param_diffs(self) -> None:
+        """Zero every learnable blob's gradient."""
+        for p in self.learnable_params:
+            p.blob.diff[...] = 0
+
+    def share_weights_with(self, other: "Net") -> None:
+        """Use ``other``'s parameter blobs for same-named layers (a test net beside a train net)."""
+        theirs = dict(zip(other.layer_names, other.layers))
+        for name, layer in zip(self.layer_names, self.layers):
+            src = theirs.get(name)
+            if src is None or not layer.blobs:
+                continue
+            if [b.shape for b in src.blobs] != [b.shape for b in layer.blobs]:
+                raise ShapeError(
+                    f"layer '{name}': cannot share parameters of shapes "
+                    f"{[b.shape for b in src.blobs]} with {[b.shape for b in layer.blobs]}"
+                )
+            layer.blobs[:] = src.blobs
+        self.params = OrderedDict(
+            (n, l.blobs) for n, l in zip(self.layer_names, self.layers) if l.blobs
+        )
 
     def output_loss_weights(self) -> dict[str, float]:
         """Loss weight of each output blob (0 for plain outputs)."""

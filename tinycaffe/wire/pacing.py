@@ -47,36 +47,36 @@ def parse_rate(text: str) -> float:
 class Pacer:
     """Token-bucket pacing of a byte stream at ``rate`` bytes per second.
 
-    Call :meth:`wait` with a chunk's size just before sending it. While a
-    transfer goes on, each due time follows the previous one exactly, so a
-    late wake-up (scheduler, overshooting sleep) is caught up by the next
-    chunk instead of adding up. A link idle for longer than ``grace`` (or one
-    chunk time, if longer) starts afresh from now: no burst credit.
+    Call :meth:`start` when a burst of sends begins (one frame, say), then
+    :meth:`wait` with each chunk's size just before sending it. Within a
+    burst each due time follows the previous one exactly, so a late wake-up
+    (scheduler, overshooting sleep) is caught up by the next chunk instead of
+    adding up; a new burst gets no credit for the time the link sat idle.
     """
 
     def __init__(
         self,
         rate: float,
         *,
-        grace: float = 0.02,
         clock: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not (math.isfinite(rate) and rate > 0):
             raise WireError(f"pacing rate must be positive and finite, got {rate!r}")
         self.rate = rate
-        self.grace = grace
         self._clock = clock
         self._sleep = sleep
         self._free_at = -math.inf  # when the emulated link finishes its last chunk
 
+    def start(self) -> None:
+        """A burst begins now: the link is busy until its previous chunk is through, or free now."""
+        self._free_at = max(self._free_at, self._clock())
+
     def wait(self, nbytes: int) -> float:
         """Sleep until a chunk of ``nbytes`` would have fully crossed the link; returns that due time."""
-        duration = nbytes / self.rate
-        now = self._clock()
-        late = now - self._free_at
-        start = now if late > max(self.grace, duration) else self._free_at
-        due = start + duration
+        if self._free_at == -math.inf:
+            self.start()
+        due = self._free_at + nbytes / self.rate
         self._free_at = due
         while True:
             left = due - self._clock()

@@ -260,12 +260,9 @@ class SourceServer:
         self.timeout = timeout
         self.rate = rate
         self.listener: socket.socket = listen(bind, port)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """(host, port) actually bound (useful with port 0)."""
-        host, port = self.listener.getsockname()[:2]
-        return host, port
+        host, bound = self.listener.getsockname()[:2]
+        #: (host, port) actually bound (useful with port 0).
+        self.address: tuple[str, int] = (host, bound)
 
     def accept(self, timeout: float | None = None) -> SourceSession:
         """Wait for a sink, do the HELLO exchange, and return its session."""

@@ -20,8 +20,11 @@ from tinycaffe.wire.pacing import Pacer, parse_rate
 
 DEFAULT_TIMEOUT = 5.0
 CHUNK = 64 * 1024  # pacing granularity
-_SCRATCH = 256 * 1024
-_DIRECT_MIN = 16 * 1024  # below this, one recv into scratch beats a syscall per piece
+# Header, blob table and small frames arrive through a small scratch buffer
+# (copied once more by the decoder); kept small so that a big frame's data
+# mostly goes straight from the kernel into its destination.
+_SCRATCH = 16 * 1024
+_DIRECT_MIN = 4 * 1024  # below this, one recv into scratch beats a syscall per piece
 _IOV_MAX = 512
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 
@@ -164,6 +167,7 @@ class Transport:
             if self.pacer is None:
                 self._send_views(views)
             else:
+                self.pacer.start()
                 for group in _chunks(views, self.chunk):
                     self.pacer.wait(sum(len(v) for v in group))
                     self._send_views(group)
