@@ -28,3 +28,7 @@ class DataError(TinyCaffeError):
 
 class WireError(TinyCaffeError):
     """A protocol or transport failure between a Sink and a Source."""
+
+
+class EndOfStream(WireError):
+    """A Source's peer said BYE: no more batches will come (not a failure)."""

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from wire_helpers import blob_sets, drain, examples, frame_lists, no_checksum, same_frame
 
 from tinycaffe.errors import WireError
 from tinycaffe.wire import (
@@ -33,6 +32,8 @@ from tinycaffe.wire import (
 from tinycaffe.wire.blobs import PREFIX
 from tinycaffe.wire.header import FLAG_CRC, PROTOCOL_VERSION
 
+from .wire_helpers import blob_sets, drain, examples, frame_lists, no_checksum, same_frame
+
 FAST = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -42,7 +43,7 @@ def stream_of(frames):
 
 def check_all(got, frames):
     assert len(got) == len(frames)
-    for g, (want, _) in zip(got, frames):
+    for g, (want, _) in zip(got, frames, strict=True):
         assert same_frame(g, want), (g, want)
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from wire_helpers import drain
 
 from tinycaffe.wire import (
     CLOSED,
@@ -23,6 +22,8 @@ from tinycaffe.wire import (
     join,
     specs,
 )
+
+from .wire_helpers import drain
 
 X = np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4)
 PROB = np.full((2, 10), 0.1, np.float32)

@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import pytest
-from wire_helpers import Worker, drain
 
 from tinycaffe.wire import (
     Decoder,
@@ -30,6 +29,8 @@ from tinycaffe.wire import (
     specs,
 )
 
+from .wire_helpers import Worker, drain
+
 X = np.random.default_rng(1).standard_normal((4, 8, 16, 16), dtype=np.float32)
 PROB = np.zeros((4, 10), np.float32)
 T = 3.0  # per-operation timeout in these tests
@@ -39,7 +40,8 @@ def hellos(window=1, wire="float32", returns=True, source_shape=X.shape):
     ret = specs({"prob": PROB}) if returns else ()
     return (
         Hello("sink", "edge_cut", specs({"pool1": X}), returns=ret, window=window, wire=wire),
-        Hello("source", "cloud_in", specs([("pool1", "float32", source_shape)]), returns=ret, window=window, wire="any"),
+        Hello("source", "cloud_in", specs([("pool1", "float32", source_shape)]), returns=ret, window=window,
+              wire="any"),
     )
 
 
@@ -139,7 +141,7 @@ def test_sink_closing_mid_frame_names_the_peer():
     here = f"127.0.0.1:{c.getsockname()[1]}"
     c.sendall(join(encode_hello(0, hk)))
     dec = Decoder()
-    while not (evs := drain(dec)):
+    while not drain(dec):  # the source's HELLO
         dec.feed(c.recv(65536))
     c.sendall(join(encode_data(1, {"pool1": X}))[:1000])
     c.close()

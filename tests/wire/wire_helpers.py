@@ -31,6 +31,7 @@ from tinycaffe.wire import (
 )
 from tinycaffe.wire.hello import BlobSpec, Hello
 
+
 def examples(n: int) -> int:
     """``n`` hypothesis examples, scaled by $WIRE_FUZZ_SCALE for a longer soak run."""
     return max(1, int(n * float(os.environ.get("WIRE_FUZZ_SCALE", "1"))))

@@ -36,6 +36,8 @@ class Layer:
         self.phase = phase
         self.xp = xp
         self.blobs: list[Blob] = []
+        # The bottom names as the prototxt gave them (before Split renaming).
+        self.bottom_names: list[str] = list(param.bottom)
         # The Net replaces this with its own seeded generator so runs repeat.
         self.rng: np.random.Generator = np.random.default_rng(0)
 

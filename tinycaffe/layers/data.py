@@ -70,7 +70,7 @@ class Data(Layer):
     def backward(self, tops, propagate_down, bottoms):
         pass
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         """Stop the prefetch thread and release the LMDB."""
         if self._next is not None:
             self._next.cancel()

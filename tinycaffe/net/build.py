@@ -1,7 +1,8 @@
 """From a model (path, text or message) to the layer list a Net builds.
 
-parse -> upgrade legacy syntax -> filter layers by phase/level/stage ->
-insert Split layers. Each step is a plain function of a NetParameter.
+parse -> upgrade legacy syntax; the Net then filters layers by phase/level/stage
+(filter.py) and inserts Split layers (splits.py). Each step is a plain function
+of a NetParameter.
 """
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError
-from .filter import filter_layers
-from .splits import insert_splits
 
 PHASES = {"train": 0, "test": 1}  # caffe.Phase values
 
@@ -31,8 +30,3 @@ def load_net_param(model: str | Path | Any):
     if isinstance(model, str):
         return upgrade_net(parse_net(model, "<string>"), "<string>")
     raise FormatError(f"cannot build a net from a {type(model).__name__}")
-
-
-def prepare_net_param(net_param, phase: int, level: int = 0, stages: tuple[str, ...] = ()):
-    """Keep the layers of this state and add the Split layers Caffe would add."""
-    return insert_splits(filter_layers(net_param, phase, level, stages))

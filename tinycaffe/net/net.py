@@ -12,7 +12,9 @@ from ..backend import xp_for_device
 from ..errors import NetError, ShapeError, TinyCaffeError
 from .backward import LearnableParam, plan_backward, share_named_params
 from .blob import Blob
-from .build import PHASES, load_net_param, prepare_net_param
+from .build import PHASES, load_net_param
+from .filter import filter_layers
+from .splits import insert_splits
 
 
 class Net:
@@ -45,7 +47,11 @@ class Net:
         self.rng = np.random.default_rng(seed)
         raw = load_net_param(model)
         self.name: str = raw.name
-        self.param = prepare_net_param(raw, PHASES[phase], level, tuple(stages))
+        filtered = filter_layers(raw, PHASES[phase], level, tuple(stages))
+        self.param = insert_splits(filtered)
+        # Split layers rename bottoms; layers that talk to the outside world by
+        # blob name (Sink) need the names the prototxt gave.
+        given_bottoms = {l.name: list(l.bottom) for l in filtered.layer}
 
         self.layers: list = []
         self.layer_names: list[str] = []
@@ -63,6 +69,7 @@ class Net:
                 raise NetError(f"two layers are named '{lp.name}': layer names must be unique")
             layer = create_layer(lp, phase, self.xp)
             layer.rng = self.rng
+            layer.bottom_names = given_bottoms.get(lp.name, list(lp.bottom))
             layer.check_counts(len(lp.bottom), len(lp.top))
             bottoms = [self.blobs[b] for b in lp.bottom]  # insert_splits checked they exist
             tops = []
@@ -103,6 +110,10 @@ class Net:
         self._need_backward, self._propagate_down = plan_backward(self)
         if weights is not None:
             self.copy_from(weights)
+        self._after_forward = [l for l in self.layers if hasattr(l, "after_net_forward")]
+        for layer in self.layers:
+            if hasattr(layer, "on_net_ready"):
+                layer.on_net_ready(self)
 
     # -- running -----------------------------------------------------------------
     def _run_step(self, i: int, step: str) -> None:
@@ -182,6 +193,8 @@ class Net:
         if lo > hi:
             raise NetError(f"forward(): start layer '{start}' comes after end layer '{end}'")
         self.loss = self._forward_range(lo, hi)
+        for layer in self._after_forward:  # e.g. a Source sending results back to its Sink
+            layer.after_net_forward(self)
         names = list(self.top_names[hi]) if end is not None else list(self.outputs)
         names += [b for b in (blobs or ()) if b not in names]
         return {n: self.blobs[n].data for n in names}
@@ -267,12 +280,16 @@ class Net:
                     weights[t] = w
         return weights
 
-    def close(self) -> None:
-        """Release what layers hold open (data readers, sockets, threads)."""
+    def close(self, abort: bool = False) -> None:
+        """Release what layers hold open (data readers, sockets, threads).
+
+        ``abort=True`` (after an error or Ctrl-C) tells peers the run failed
+        instead of ending it cleanly.
+        """
         for layer in self.layers:
             closer = getattr(layer, "close", None)
             if closer is not None:
-                closer()
+                closer(abort)
 
     # -- weights -----------------------------------------------------------------
     def copy_from(self, weights: str | Path | Mapping[str, list]) -> list[str]:

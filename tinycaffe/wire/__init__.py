@@ -33,7 +33,7 @@ from tinycaffe.wire.frames import (
     ResultFrame,
 )
 from tinycaffe.wire.header import DEFAULT_MAX_FRAME, HEADER_SIZE, MAGIC, PROTOCOL_VERSION, FrameType
-from tinycaffe.wire.hello import BlobSpec, Hello, specs
+from tinycaffe.wire.hello import BlobSpec, Hello, specs, wanted
 from tinycaffe.wire.pacing import Pacer, parse_rate
 from tinycaffe.wire.quant import dequantize_u8, quantize_u8
 from tinycaffe.wire.session import SinkSession, SourceServer, SourceSession
@@ -46,5 +46,5 @@ __all__ = [
     "Pacer", "PeerError", "ProtocolError", "ResultFrame", "SinkSession", "SourceServer",
     "SourceSession", "Transport", "TransportError", "accept", "connect", "dequantize_u8",
     "encode_ack", "encode_bye", "encode_data", "encode_error", "encode_frame", "encode_hello",
-    "encode_result", "join", "listen", "parse_rate", "parse_wire", "quantize_u8", "specs",
+    "encode_result", "join", "listen", "parse_rate", "parse_wire", "quantize_u8", "specs", "wanted",
 ]

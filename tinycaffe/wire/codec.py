@@ -33,7 +33,15 @@ from tinycaffe.wire.frames import (
     HelloFrame,
     ResultFrame,
 )
-from tinycaffe.wire.header import DEFAULT_MAX_FRAME, HEADER_SIZE, FrameType, Header, check_prefix, parse_header
+from tinycaffe.wire.header import (
+    DEFAULT_MAX_FRAME,
+    HEADER_SIZE,
+    MAGIC,
+    FrameType,
+    Header,
+    check_prefix,
+    parse_header,
+)
 from tinycaffe.wire.hello import parse_hello
 
 _HEADER, _PREFIX, _TABLE, _DATA, _BODY, _DONE = range(6)
@@ -49,6 +57,10 @@ class Decoder:
     dtype and shape match its target is received straight into it (the frame's
     dict then holds the target itself, overwritten by each frame). Other blobs
     get fresh arrays. ``require_checksum`` refuses frames sent without a CRC.
+
+    Bytes land in a target before the frame's CRC can be checked: when the
+    CRC then fails, the target holds damaged data -- the ProtocolError says
+    so and the stream is dead, so the frame must not be used.
     """
 
     def __init__(
@@ -190,7 +202,8 @@ class Decoder:
         start = self._filled
         self._filled += n
         if self._phase == _HEADER:
-            check_prefix(self._view[: self._filled])
+            if start <= len(MAGIC):  # refuse a foreign stream early; parse_header checks the rest
+                check_prefix(self._view[: self._filled])
         else:
             self._got += n
             if self._check_crc and n:

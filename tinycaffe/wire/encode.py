@@ -15,8 +15,7 @@ import numpy as np
 from tinycaffe.wire.blobs import Buffer, encode_blobs
 from tinycaffe.wire.dtypes import Encoding
 from tinycaffe.wire.header import FLAG_CRC, FrameType, pack_header
-from tinycaffe.wire.hello import Hello
-from tinycaffe.wire.hello import hello_bytes
+from tinycaffe.wire.hello import Hello, hello_bytes
 
 _U32 = struct.Struct("<I")
 _CODE = struct.Struct("<H")

@@ -42,19 +42,27 @@ from tinycaffe.wire.frames import (
     ResultFrame,
 )
 from tinycaffe.wire.header import HEADER_SIZE
-from tinycaffe.wire.hello import BlobSpec, Hello, check_match
+from tinycaffe.wire.hello import ANY, BlobSpec, Hello, check_match
 
 _SEQ_MASK = 0xFFFFFFFF
 
 
 def _check_blobs(blobs: Mapping[str, np.ndarray], want: tuple[BlobSpec, ...], what: str) -> str | None:
     """A message describing how ``blobs`` differ from ``want``, or None when they match."""
+    if len(blobs) == len(want):
+        # Fast path, once per frame: plain comparisons, no string building.
+        try:
+            if all(
+                blobs[b.name].shape == b.shape and blobs[b.name].dtype == np.dtype(b.dtype) for b in want
+            ):
+                return None
+        except (KeyError, AttributeError):
+            pass
     names = [b.name for b in want]
     if sorted(blobs) != sorted(names):
         return f"{what} carries blobs {sorted(blobs)}, expected {sorted(names)}"
     for spec in want:
-        a = blobs[spec.name]
-        got = BlobSpec.of(spec.name, np.asarray(a))
+        got = BlobSpec.of(spec.name, np.asarray(blobs[spec.name]))
         if (got.dtype, got.shape) != (spec.dtype, spec.shape):
             return f"{what} blob {spec.name!r} is {got.describe()}, expected {spec.describe()}"
     return None
@@ -231,7 +239,9 @@ class Endpoint:
         if not self.returns_results:
             raise LocalProtocolError("the HELLOs list no returned blobs: RESULT is not expected")
         if not self._unanswered or self._unanswered[0] != ref:
-            raise LocalProtocolError(f"cannot answer seq {ref}: next DATA owed a RESULT is {list(self._unanswered)[:1]}")
+            raise LocalProtocolError(
+                f"cannot answer seq {ref}: next DATA owed a RESULT is {list(self._unanswered)[:1]}"
+            )
         if self._unacked and self._unacked[0] == ref:
             raise LocalProtocolError(f"ACK DATA seq {ref} before sending its RESULT")
         problem = _check_blobs(blobs, self.local.returns, f"RESULT from source layer {self.local.layer!r}")
@@ -330,6 +340,9 @@ class Endpoint:
         if self.role == "sink" and not self._hello_sent:
             raise ProtocolError("the source spoke before the sink's HELLO")
         check_match(self.local, peer)
+        if any(b.dtype == ANY for b in self.local.returns):
+            # Returned blobs were asked for by name: from now on expect the source's specs.
+            self.local = self.local.with_(returns=peer.returns)
         self.peer = peer
         self.window = min(self.local.window, peer.window)
         self.checksum = self.local.checksum or peer.checksum

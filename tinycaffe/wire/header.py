@@ -50,6 +50,9 @@ class FrameType(IntEnum):
     BYE = 6
 
 
+_TYPES = {int(t): t for t in FrameType}  # a dict lookup is cheaper than FrameType(n)
+
+
 @dataclass(frozen=True, slots=True)
 class Header:
     """A parsed, validated frame header."""
@@ -107,10 +110,9 @@ def parse_header(head: bytes | bytearray | memoryview, max_frame: int) -> Header
     (hcrc,) = _HCRC.unpack_from(head, _BODY.size)
     if zlib.crc32(head[: _BODY.size]) != hcrc:
         raise ProtocolError("frame header checksum mismatch (corrupted header)", ErrorCode.CHECKSUM)
-    try:
-        kind = FrameType(ftype)
-    except ValueError:
-        raise ProtocolError(f"unknown frame type {ftype}") from None
+    kind = _TYPES.get(ftype)
+    if kind is None:
+        raise ProtocolError(f"unknown frame type {ftype}")
     if flags & ~KNOWN_FLAGS:
         raise ProtocolError(f"unknown flag bits 0x{flags & ~KNOWN_FLAGS:04x} in {kind.name} frame")
     if not flags & FLAG_CRC and crc != 0:

@@ -20,6 +20,7 @@ from tinycaffe.wire.errors import ErrorCode, LocalProtocolError, ProtocolError
 from tinycaffe.wire.header import DEFAULT_MAX_FRAME, PROTOCOL_VERSION
 
 ROLES = ("sink", "source")
+ANY = "any"  # dtype of a blob asked for by name, shape to be taken from the peer
 _DTYPE_NAMES = {str(dt) for dt in (code_dtype(c) for c in range(1, 64)) if dt is not None}
 _MIN_MAX_FRAME = 1024
 _MAX_WINDOW = 1 << 16
@@ -85,6 +86,12 @@ class Hello:
         return replace(self, **changes)
 
 
+def wanted(names: Iterable[str]) -> tuple[BlobSpec, ...]:
+    """Specs that ask for blobs by name only (dtype "any"): a sink's ``return_top``,
+    whose shapes the source's HELLO then supplies."""
+    return tuple(BlobSpec(n, ANY, ()) for n in names)
+
+
 def specs(blobs: Mapping[str, np.ndarray] | Iterable[tuple[str, str, Iterable[int]]]) -> tuple[BlobSpec, ...]:
     """BlobSpecs from a dict of arrays or from (name, dtype, shape) triples."""
     if isinstance(blobs, Mapping):
@@ -140,7 +147,7 @@ def _spec_list(v: Any, what: str) -> tuple[BlobSpec, ...]:
         if name in seen:
             raise ProtocolError(f"HELLO field {what} names blob {name!r:.80} twice")
         seen.add(name)
-        if dtype not in _DTYPE_NAMES:
+        if dtype not in _DTYPE_NAMES and dtype != ANY:
             raise ProtocolError(f"HELLO blob {name!r} has unknown dtype {dtype!r:.40}")
         if not isinstance(shape, list) or len(shape) > MAX_NDIM:
             raise ProtocolError(f"HELLO blob {name!r} has a bad shape {shape!r:.80}")
@@ -199,6 +206,8 @@ def _compare(
             got = ", ".join(repr(n) for n in have) or "nothing"
             raise ProtocolError(f"HELLO mismatch: {me} expects {what} {name!r} ({w.describe()}), {them} has {got}",
                                 ErrorCode.MISMATCH)
+        if ANY in (h.dtype, w.dtype):
+            continue  # a sink asking for a returned blob by name takes the source's shape
         if (h.dtype, h.shape) != (w.dtype, w.shape):
             raise ProtocolError(
                 f"HELLO mismatch on {what} {name!r}: {me} expects {w.describe()}, {them} has {h.describe()}",

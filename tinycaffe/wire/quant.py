@@ -32,6 +32,9 @@ def quantize_u8(a: np.ndarray) -> tuple[np.ndarray, float, float]:
         # A constant blob, or a range so tiny that /255 underflows: one step
         # spanning the whole range still keeps the error within scale/2.
         scale = (hi - lo) if hi > lo else 1.0
+    if not dequant_fits(scale, lo, a.dtype):
+        # The receiver could not rebuild the top of the range in this dtype.
+        raise LocalProtocolError(f"blob range {lo:g}..{hi:g} is too wide to quantise to uint8")
     fast = (
         a.dtype == np.float32
         and scale >= _F32_SAFE_SCALE

@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 from collections import deque
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from tinycaffe.wire.errors import ErrorCode, LocalProtocolError, PeerError, Prot
 from tinycaffe.wire.frames import CLOSED, ByeFrame, DataFrame, ErrorFrame, Event, HelloFrame, ResultFrame
 from tinycaffe.wire.hello import Hello
 from tinycaffe.wire.transport import DEFAULT_TIMEOUT, Transport, accept, connect, listen, peer_name
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 _ERROR_SEND_TIMEOUT = 0.5
 
@@ -73,7 +77,7 @@ class _Session:
             raise
         if isinstance(ev, ErrorFrame):
             self.transport.close()
-            raise PeerError(f"{self.transport.peer} refused: {ev.message}", ev.code, ev.message)
+            raise PeerError(f"{self.transport.peer} stopped with ERROR {ev.code}: {ev.message}", ev.code, ev.message)
         return ev
 
     def fail(self, message: str, code: int = ErrorCode.APPLICATION) -> None:
@@ -81,10 +85,10 @@ class _Session:
         self._report(code, message)
         self.transport.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if exc_type is None:
             self.close()
         else:

@@ -1,0 +1,1 @@
+"""Tests of tinycaffe.wire: codec, endpoints, pacing and loopback TCP."""

@@ -1,0 +1,125 @@
+"""Source: the first layer of a cloud net; its tops arrive over TCP from a client's Sink.
+
+The Source listens as soon as the net is built and accepts a Sink at the
+first forward. Each forward takes one batch, ACKs it at once (so the client
+can go on) and fills the tops; after the net's forward, blobs named in
+``return_top`` go back to the Sink as a RESULT. When the Sink says BYE, the
+forward raises EndOfStream; the next forward waits for a new client.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import asnumpy
+from ..errors import EndOfStream, WireError
+from .base import Layer
+from .registry import register
+
+FOREVER = 24 * 3600.0  # timeout 0 in the prototxt: wait as long as a server would
+
+
+@register("Source")
+class Source(Layer):
+    min_bottoms = max_bottoms = 0
+    min_tops = 1
+
+    def setup(self, bottoms, tops):
+        from ..wire import Hello, SourceServer
+
+        p = self.param.source_param
+        names = list(self.param.top)
+        shapes = [tuple(int(d) for d in s.dim) for s in self.param.input_param.shape]
+        if not shapes and self.param.HasField("reshape_param"):
+            # The study's form: one top, its shape in reshape_param.
+            shapes = [tuple(int(d) for d in self.param.reshape_param.shape.dim)]
+        if len(shapes) == 1 and len(names) > 1:
+            shapes = shapes * len(names)
+        if len(shapes) != len(names):
+            self.bad_param(
+                f"give the shape of each top ({len(names)}) in input_param {{ shape {{ dim: ... }} }} "
+                "(or, for one top, in reshape_param as the study does)"
+            )
+        for top, shape in zip(tops, shapes):
+            top.reshape(shape)
+        self.names = names
+        self.returns = list(p.return_top)
+        self.timeout = float(p.timeout) or FOREVER
+        self.where = f"{p.bind}:{p.port}"
+        self._placeholder = Hello("source", self.name, (), wire="any")
+        try:
+            self.server = SourceServer(self._placeholder, p.bind, int(p.port))
+        except WireError as exc:
+            raise type(exc)(f"source layer '{self.name}': {exc}") from None
+        self.session = None
+        self.net = None
+        self._seq: int | None = None
+
+    @property
+    def port(self) -> int:
+        """The port actually listened on (useful when the prototxt says 0)."""
+        return self.server.address[1]
+
+    def on_net_ready(self, net) -> None:
+        missing = [n for n in self.returns if n not in net.blobs]
+        if missing:
+            self.bad_param(f"return_top names blob(s) {missing} that the net does not have")
+        self.net = net
+
+    def _hello(self, tops):
+        from ..wire import Hello, specs
+
+        arrays = {n: np.empty(t.shape, np.float32) for n, t in zip(self.names, tops)}
+        returns = {n: np.empty(self.net.blobs[n].shape, np.float32) for n in self.returns}
+        return Hello("source", self.name, specs(arrays), returns=specs(returns), wire="any")
+
+    def reshape(self, bottoms, tops):
+        pass  # shapes are fixed by the prototxt and checked against the Sink's HELLO
+
+    def forward(self, bottoms, tops):
+        try:
+            if self.session is None:
+                self.server.hello = self._hello(tops)
+                self.session = self.server.accept(self.timeout)
+            if self.xp is np:
+                self.session.targets = {n: t.data for n, t in zip(self.names, tops)}
+            frame = self.session.receive(self.timeout)
+        except WireError as exc:
+            self._drop()
+            raise type(exc)(f"source layer '{self.name}' on {self.where}: {exc}") from None
+        if frame is None:
+            self._drop()
+            raise EndOfStream(f"source layer '{self.name}': the client said BYE")
+        for name, top in zip(self.names, tops):
+            arr = frame.blobs[name]
+            if arr is not top.data:
+                top.data[...] = self.xp.asarray(arr)
+        self._seq = frame.seq
+
+    def after_net_forward(self, net) -> None:
+        if not self.returns or self.session is None or self._seq is None:
+            return
+        blobs = {n: np.ascontiguousarray(asnumpy(net.blobs[n].data), dtype=np.float32) for n in self.returns}
+        seq, self._seq = self._seq, None
+        try:
+            self.session.send_result(seq, blobs)
+        except WireError as exc:
+            self._drop()
+            raise type(exc)(f"source layer '{self.name}' on {self.where}: {exc}") from None
+
+    def _drop(self) -> None:
+        if self.session is not None:
+            try:
+                self.session.transport.close()
+            finally:
+                self.session = None
+
+    def backward(self, tops, propagate_down, bottoms):
+        pass
+
+    def close(self, abort: bool = False) -> None:
+        """Stop listening; tell a connected client why when aborting."""
+        if self.session is not None:
+            if abort:
+                self.session.fail(f"cloud net stopped (source layer '{self.name}')")
+            self._drop()
+        self.server.close()
