@@ -3,8 +3,13 @@
     python tools/make_prototxt.py
 
 The nets have the layer structure of Caffe's CIFAR-10 "quick" and "full"
-examples. ``--conv1``/``--conv2`` filter counts give the study's narrowed
-variants (cifar10_full_c1_<n> / cifar10_full_c2_<n>).
+examples. ``--variants`` also writes the study's narrowed train/test nets,
+cifar10_full_c1_<n> (conv1 = n filters) and cifar10_full_c2_<n> (conv2 = n)
+for n in 4, 8, ..., 28 (n = 32 is cifar10_full_train_test itself).
+``variant_nets()`` gives the same texts for other data paths (the split
+timing bench writes its own copies that read a temporary LMDB).
+
+    python tools/make_prototxt.py --variants
 """
 from __future__ import annotations
 
@@ -172,9 +177,47 @@ SAMPLE_DATA = data_layers("data/cifar10/cifar10_train_lmdb", "tinycaffe/sample/c
                           "tinycaffe/sample/mean.binaryproto")
 
 
+#: The study's filter counts (Tables 2 and 3); 32 is the unmodified net.
+FILTER_COUNTS = (4, 8, 12, 16, 20, 24, 28, 32)
+
+
+def variant_filters(layer: str, n: int) -> dict[str, int]:
+    """``full_net`` keyword arguments for the study's variant: ``layer`` ("conv1"/"conv2") has ``n`` filters."""
+    if layer not in ("conv1", "conv2"):
+        raise ValueError(f"variants narrow conv1 or conv2, not {layer!r}")
+    if n <= 0:
+        raise ValueError(f"filter count must be positive, got {n}")
+    return {layer: n}
+
+
+def variant_name(layer: str, n: int) -> str:
+    """File stem of a variant: cifar10_full_c1_<n> or cifar10_full_c2_<n>."""
+    return f"cifar10_full_c{layer[-1]}_{n}"
+
+
+def variant_nets(head: str = FULL_DATA, deploy: bool = False,
+                 counts=FILTER_COUNTS, include_full: bool = False) -> dict[str, str]:
+    """{file name: prototxt text} of the conv1 and conv2 variants.
+
+    ``head`` is the data part (``data_layers(...)`` or ``input_layer()``).
+    n = 32 is the unmodified net, so it is left out unless ``include_full``.
+    """
+    out = {}
+    for layer in ("conv1", "conv2"):
+        for n in counts:
+            if n == 32 and not include_full:
+                continue
+            stem = variant_name(layer, n)
+            net_name = f"CIFAR10_full_c{layer[-1]}_{n}" + ("_deploy" if deploy else "")
+            out[f"{stem}.prototxt"] = full_net(net_name, head, deploy, **variant_filters(layer, n))
+    return out
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--variants", action="store_true",
+                    help="also write the study's 14 train/test variants cifar10_full_c{1,2}_<n>.prototxt")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     files = {
@@ -184,6 +227,8 @@ def main() -> None:
         "cifar10_quick_train_test.prototxt": quick_net("CIFAR10_quick", FULL_DATA, False),
         "cifar10_quick.prototxt": quick_net("CIFAR10_quick_deploy", input_layer(), True),
     }
+    if args.variants:
+        files.update(variant_nets(FULL_DATA))
     header = "# Written by tools/make_prototxt.py; edit that script, not this file.\n"
     for fname, text in files.items():
         (args.out / fname).write_text(header + text)

@@ -26,7 +26,8 @@ layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
   param { lr_mult: 1 } param { lr_mult: 2 }
   convolution_param { num_output: 16 pad: 2 kernel_size: 5 weight_filler { type: "gaussian" std: 0.05 } } }
 layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
-layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+  pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
 layer { name: "ip1" type: "InnerProduct" bottom: "pool1" top: "ip1"
   param { lr_mult: 1 } param { lr_mult: 2 }
   inner_product_param { num_output: 10 weight_filler { type: "gaussian" std: 0.01 } } }
@@ -41,7 +42,8 @@ def cifar_slice(tmp_path_factory):
     images, labels = read_cifar10_bin(src)
     folder = tmp_path_factory.mktemp("cifar")
     # One LMDB per net: an LMDB environment can be open only once per process.
-    for name, indices in (("train_lmdb", range(IMAGES)), ("heldout_lmdb", range(IMAGES, IMAGES + HELD_OUT))):
+    parts = {"train_lmdb": range(IMAGES), "heldout_lmdb": range(IMAGES, IMAGES + HELD_OUT)}
+    for name, indices in parts.items():
         records = ((f"{i:05d}".encode(), array_to_datum(images[i], int(labels[i])).SerializeToString())
                    for i in indices)
         write_lmdb(folder / name, records, len(indices) * 8192 + (16 << 20))
@@ -49,8 +51,10 @@ def cifar_slice(tmp_path_factory):
 
 
 def test_loss_falls_on_a_cifar10_slice(cifar_slice, tmp_path):
+    net = NET.replace("SOURCE", str(cifar_slice / "train_lmdb"))
+    net = net.replace("HELDOUT", str(cifar_slice / "heldout_lmdb"))
     solver_text = f"""
-net_param {{ {NET.replace("SOURCE", str(cifar_slice / "train_lmdb")).replace("HELDOUT", str(cifar_slice / "heldout_lmdb"))} }}
+net_param {{ {net} }}
 test_iter: 2  test_interval: 1000  test_initialization: false
 base_lr: 0.01  momentum: 0.9  weight_decay: 0.0005  lr_policy: "fixed"
 max_iter: 120  display: 0  random_seed: 3  snapshot_after_train: false

@@ -94,10 +94,14 @@ def test_missing_weights_is_a_clear_error(workdir, capsys):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
-def test_ctrl_c_snapshots_then_exits_cleanly(workdir):
+@pytest.mark.parametrize("effect, snapshots", [("snapshot", 1), ("stop", 0)])
+def test_ctrl_c_exits_cleanly(workdir, effect, snapshots):
+    """snapshot: snapshot then stop; stop: just stop (snapshot_after_train is off here)."""
     solver = _solver(workdir, max_iter=10**8, snapshot=0)
+    if effect == "stop":
+        (workdir / solver).write_text((workdir / solver).read_text() + "snapshot_after_train: false\n")
     code = "import sys; from tinycaffe.cli.main import main; sys.exit(main(sys.argv[1:]))"
-    proc = subprocess.Popen([sys.executable, "-c", code, "train", "--solver", solver],
+    proc = subprocess.Popen([sys.executable, "-c", code, "train", "--solver", solver, "--sigint-effect", effect],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=workdir)
     try:
         # Wait until training runs (the first display line), then press "Ctrl-C".
@@ -113,4 +117,7 @@ def test_ctrl_c_snapshots_then_exits_cleanly(workdir):
     assert proc.returncode == 0, err
     assert "Optimization stopped early." in out
     states = list((workdir / "snaps").glob("dummy_iter_*.solverstate"))
-    assert len(states) == 1 and (workdir / "snaps" / states[0].name.replace(".solverstate", ".caffemodel")).is_file()
+    models = list((workdir / "snaps").glob("dummy_iter_*.caffemodel"))
+    assert len(states) == len(models) == snapshots
+    if snapshots:
+        assert states[0].name.replace(".solverstate", ".caffemodel") == models[0].name

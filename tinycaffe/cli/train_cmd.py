@@ -11,6 +11,7 @@ snapshot and training goes on, as Caffe's default ``-sighup_effect``.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -27,9 +28,10 @@ def _signals(solver, effect: str) -> Iterator[None]:
     def on_sigint(signum, frame):
         # The first Ctrl-C asks politely; a second one means "now".
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        print("\ntinycaffe: Ctrl-C: finishing the iteration "
-              f"({'then snapshot and stop' if effect == 'snapshot' else 'then stop'}); "
-              "press Ctrl-C again to abort", file=sys.stderr, flush=True)
+        then = "then snapshot and stop" if effect == "snapshot" else "then stop"
+        # os.write, not print: the handler may interrupt a write to the same stream.
+        os.write(sys.stderr.fileno(), f"\ntinycaffe: Ctrl-C: finishing the iteration ({then}); "
+                 "press Ctrl-C again to abort\n".encode())
         solver.request(snapshot=effect == "snapshot", stop=True)
 
     def on_sighup(signum, frame):
@@ -52,9 +54,11 @@ def run_train(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     dev = device(args)
     param = load_solver_param(args.solver)
-    if args.weights:
-        # Caffe: --weights replaces the solver's own `weights` list.
+    if args.snapshot or args.weights:
+        # As caffe train: the state's learned net, or --weights, replaces the solver's `weights`.
         param.ClearField("weights")
+    if args.weights:
+        param.weights.append(args.weights)
     progress = Progress(param.max_iter, "train")
 
     def log(line: str) -> None:
@@ -65,13 +69,6 @@ def run_train(args: argparse.Namespace) -> int:
         log("note: the solver asks for solver_mode GPU; training on the CPU (pass --gpu 0 for the GPU)")
     solver = Solver(param, device=dev, log=log)
     try:
-        weights = [w for w in (args.weights.split(",") if args.weights else list(param.weights)) if w]
-        if not args.snapshot:
-            for w in weights:
-                log(f"Finetuning from {w}")
-                for net in [solver.net, *solver.test_nets]:
-                    net.copy_from(w)
-        progress.update(solver.iter)
         with _signals(solver, args.sigint_effect):
             log("Starting Optimization")
             solver.solve(resume_file=args.snapshot, on_iter=progress.update)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..backend import asnumpy
 from ..errors import WireError
+from ..wire.errors import reword
 from .base import Layer
 from .registry import register
 
@@ -25,6 +26,7 @@ class Sink(Layer):
 
     def setup(self, bottoms, tops):
         from ..wire import Hello, SinkSession, specs, wanted
+        from ..wire.hosts import resolve_host
 
         p = self.param.sink_param
         self.returns = list(p.return_top) or list(self.param.top)
@@ -36,20 +38,21 @@ class Sink(Layer):
             self.bad_param("list the return_top blobs as this layer's tops too, so the net can use them")
         self.window = int(p.window)
         self.ack_timeout = float(p.ack_timeout)
-        self.peer = f"{p.host_name}:{p.port}"
+        host = resolve_host(p.host_name)
+        self.peer = f"{p.host_name}:{p.port}" + (f" (as {host})" if host != p.host_name else "")
         arrays = {n: np.empty(b.shape, np.float32) for n, b in zip(self.bottom_names, bottoms)}
         hello = Hello("sink", self.name, specs(arrays), returns=wanted(self.returns),
                       wire=WIRE_NAMES.get(int(p.wire_dtype), "float32"), window=self.window)
         try:
             self.session = SinkSession.connect(
-                p.host_name, int(p.port), hello,
+                host, int(p.port), hello,
                 timeout=max(self.ack_timeout, 5.0),
                 connect_timeout=float(p.connect_timeout),
                 ack_timeout=self.ack_timeout,
                 rate=p.bandwidth or None,
             )
         except WireError as exc:
-            raise type(exc)(f"sink layer '{self.name}' -> {self.peer}: {exc}") from None
+            raise reword(exc, f"sink layer '{self.name}' -> {self.peer}: ") from None
         self.return_shapes = {b.name: b.shape for b in self.session.peer.returns}
 
     def reshape(self, bottoms, tops):
@@ -68,7 +71,7 @@ class Sink(Layer):
                 self.session.flush()  # stop-and-wait: the study's Sink waits for the ACK
         except WireError as exc:
             self.session.fail(f"sink layer '{self.name}' failed: {exc}")
-            raise type(exc)(f"sink layer '{self.name}' -> {self.peer}: {exc}") from None
+            raise reword(exc, f"sink layer '{self.name}' -> {self.peer}: ") from None
 
     def backward(self, tops, propagate_down, bottoms):
         if any(propagate_down):
@@ -86,4 +89,4 @@ class Sink(Layer):
         try:
             session.close(self.ack_timeout)
         except WireError as exc:
-            raise type(exc)(f"sink layer '{self.name}' -> {self.peer}: {exc}") from None
+            raise reword(exc, f"sink layer '{self.name}' -> {self.peer}: ") from None

@@ -1,17 +1,20 @@
 """Source: the first layer of a cloud net; its tops arrive over TCP from a client's Sink.
 
-The Source listens as soon as the net is built and accepts a Sink at the
-first forward. Each forward takes one batch, ACKs it at once (so the client
+The Source listens, accepts a Sink and answers its HELLO in the background
+as soon as the net is built; the first forward waits for that client. Each forward takes one batch, ACKs it at once (so the client
 can go on) and fills the tops; after the net's forward, blobs named in
 ``return_top`` go back to the Sink as a RESULT. When the Sink says BYE, the
 forward raises EndOfStream; the next forward waits for a new client.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..backend import asnumpy
 from ..errors import EndOfStream, WireError
+from ..wire.errors import reword
 from .base import Layer
 from .registry import register
 
@@ -49,9 +52,10 @@ class Source(Layer):
         try:
             self.server = SourceServer(self._placeholder, p.bind, int(p.port))
         except WireError as exc:
-            raise type(exc)(f"source layer '{self.name}': {exc}") from None
+            raise reword(exc, f"source layer '{self.name}': ") from None
         self.session = None
         self.net = None
+        self._acceptor: threading.Thread | None = None
         self._seq: int | None = None
 
     @property
@@ -64,6 +68,34 @@ class Source(Layer):
         if missing:
             self.bad_param(f"return_top names blob(s) {missing} that the net does not have")
         self.net = net
+        self._tops = [net.blobs[n] for n in self.names]
+        self._start_accept()
+
+    def _start_accept(self) -> None:
+        """Accept the next Sink and do the HELLO exchange in the background.
+
+        A client net with several Sinks connects them one after another while
+        it is built; accepting here, not in forward, lets every Source of the
+        cloud net answer its HELLO at once.
+        """
+        self.server.hello = self._hello(self._tops)
+        self._accepted: dict = {}
+
+        def run() -> None:
+            try:
+                self._accepted["session"] = self.server.accept(self.timeout)
+            except Exception as exc:  # handed to forward(), which reports it
+                self._accepted["error"] = exc
+
+        self._acceptor = threading.Thread(target=run, name=f"accept-{self.name}", daemon=True)
+        self._acceptor.start()
+
+    def _wait_for_client(self):
+        while self._acceptor.is_alive():
+            self._acceptor.join(0.2)  # short joins keep Ctrl-C responsive
+        if "error" in self._accepted:
+            raise self._accepted["error"]
+        return self._accepted["session"]
 
     def _hello(self, tops):
         from ..wire import Hello, specs
@@ -78,16 +110,19 @@ class Source(Layer):
     def forward(self, bottoms, tops):
         try:
             if self.session is None:
-                self.server.hello = self._hello(tops)
-                self.session = self.server.accept(self.timeout)
+                if self._acceptor is None:
+                    self._start_accept()
+                self.session = self._wait_for_client()
+                self._acceptor = None
             if self.xp is np:
                 self.session.targets = {n: t.data for n, t in zip(self.names, tops)}
             frame = self.session.receive(self.timeout)
         except WireError as exc:
             self._drop()
-            raise type(exc)(f"source layer '{self.name}' on {self.where}: {exc}") from None
+            raise reword(exc, f"source layer '{self.name}' on {self.where}: ") from None
         if frame is None:
             self._drop()
+            self._start_accept()  # ready for the next client at once (--keep-serving)
             raise EndOfStream(f"source layer '{self.name}': the client said BYE")
         for name, top in zip(self.names, tops):
             arr = frame.blobs[name]
@@ -104,7 +139,28 @@ class Source(Layer):
             self.session.send_result(seq, blobs)
         except WireError as exc:
             self._drop()
-            raise type(exc)(f"source layer '{self.name}' on {self.where}: {exc}") from None
+            raise reword(exc, f"source layer '{self.name}' on {self.where}: ") from None
+
+    def finish_stream(self) -> None:
+        """Another Source of this net got BYE: this one's client must be ending too.
+
+        Waits for its BYE; a batch arriving instead would be lost, so that is
+        an error.
+        """
+        if self.session is None:
+            return
+        try:
+            frame = self.session.receive(self.timeout)
+        except WireError as exc:
+            self._drop()
+            raise reword(exc, f"source layer '{self.name}' on {self.where}: ") from None
+        self._drop()
+        if frame is not None:
+            raise WireError(
+                f"source layer '{self.name}' on {self.where}: a batch arrived after another "
+                "Source's client said BYE; the client's Sinks must end together"
+            )
+        self._start_accept()
 
     def _drop(self) -> None:
         if self.session is not None:

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..backend import xp_for_device
-from ..errors import NetError, ShapeError, TinyCaffeError
+from ..errors import EndOfStream, NetError, ShapeError, TinyCaffeError
 from .backward import LearnableParam, plan_backward, share_named_params
 from .blob import Blob
 from .build import PHASES, load_net_param
@@ -192,7 +192,15 @@ class Net:
         hi = self._index(end, len(self.layers) - 1)
         if lo > hi:
             raise NetError(f"forward(): start layer '{start}' comes after end layer '{end}'")
-        self.loss = self._forward_range(lo, hi)
+        try:
+            self.loss = self._forward_range(lo, hi)
+        except EndOfStream:
+            # One Source's client said BYE: the others' clients end with it.
+            for layer in self.layers:
+                finish = getattr(layer, "finish_stream", None)
+                if finish is not None:
+                    finish()
+            raise
         for layer in self._after_forward:  # e.g. a Source sending results back to its Sink
             layer.after_net_forward(self)
         names = list(self.top_names[hi]) if end is not None else list(self.outputs)

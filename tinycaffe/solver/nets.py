@@ -35,7 +35,7 @@ def _read(path: str) -> caffe_pb2.NetParameter:
     return read_net(path)
 
 
-def _build(model: Any, net_param, state, device: str, seed: int):
+def _build(model: Any, state: caffe_pb2.NetState, device: str, seed: int):
     from ..net import Net
 
     phase = "train" if state.phase == TRAIN else "test"
@@ -57,7 +57,7 @@ def build_train_net(param: caffe_pb2.SolverParameter, device: str, seed: int):
         net_param = getattr(param, field)
         model = net_param
     state = _state(TRAIN, net_param, param.train_state if param.HasField("train_state") else None)
-    return _build(model, net_param, state, device, seed)
+    return _build(model, state, device, seed)
 
 
 def build_test_nets(param: caffe_pb2.SolverParameter, device: str, seed: int) -> list:
@@ -85,5 +85,5 @@ def build_test_nets(param: caffe_pb2.SolverParameter, device: str, seed: int) ->
     nets = []
     for i, (model, net_param) in enumerate(sources):
         override = param.test_state[i] if param.test_state else None
-        nets.append(_build(model, net_param, _state(TEST, net_param, override), device, seed + 1 + i))
+        nets.append(_build(model, _state(TEST, net_param, override), device, seed + 1 + i))
     return nets

@@ -54,6 +54,7 @@ class Solver:
             self.test_nets = build_test_nets(self.param, device, seed)
             for tn in self.test_nets:
                 tn.share_weights_with(self.net)
+            self._load_weights()
         except BaseException:
             self.close()
             raise
@@ -66,6 +67,14 @@ class Solver:
         self._stop_requested = False
         self._last_snapshot_iter: int | None = None
         self._alloc_state()
+
+    def _load_weights(self) -> None:
+        """The solver's ``weights`` (each may list several files, comma-separated), as newer Caffe."""
+        for entry in self.param.weights:
+            for path in filter(None, entry.split(",")):
+                self.log(f"Finetuning from {path}")
+                for net in (self.net, *self.test_nets):  # test nets may have layers of their own
+                    net.copy_from(path)
 
     # -- state ------------------------------------------------------------------------
     def _alloc_state(self) -> None:

@@ -56,3 +56,15 @@ class TransportError(WireError):
     def __init__(self, message: str, peer: str = "") -> None:
         super().__init__(message)
         self.peer = peer
+
+
+def reword(exc: WireError, prefix: str) -> WireError:
+    """A copy of ``exc`` (same class and fields) whose message starts with ``prefix``.
+
+    The Sink and Source layers use it to add their layer name and peer.
+    """
+    cls = type(exc)
+    new = cls.__new__(cls)  # not copy.copy: the subclasses' __init__ takes extra fields
+    new.__dict__.update(exc.__dict__)
+    new.args = (f"{prefix}{exc}",)
+    return new

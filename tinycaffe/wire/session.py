@@ -61,8 +61,8 @@ class _Session:
         """Tell the peer why we stop, if the connection still allows it."""
         try:
             self.transport.send(self.endpoint.send_error(code, message), timeout=_ERROR_SEND_TIMEOUT)
-        except (LocalProtocolError, TransportError):
-            pass
+        except (LocalProtocolError, TransportError, OSError):
+            pass  # the connection is already gone: nobody left to tell
 
     def _next(self, timeout: float | None, waiting_for: str) -> Event:
         """One event; protocol errors are reported to the peer, ERROR frames raised."""

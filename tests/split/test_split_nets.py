@@ -1,0 +1,227 @@
+"""A net split by Sink/Source over loopback TCP gives the unsplit net's numbers."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinycaffe
+from tinycaffe.cli import main as cli_main
+from tinycaffe.errors import WireError
+
+from .helpers import CloudThread, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The CIFAR-10 "full" layers, conv1..pool1 on the client and the rest in the cloud.
+CLIENT_LAYERS = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: [ 100, 3, 32, 32 ] } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  convolution_param { num_output: 32 pad: 2 kernel_size: 5 weight_filler { type: "gaussian" std: 0.01 } } }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+"""
+CLOUD_LAYERS = """
+layer { name: "relu1" type: "ReLU" bottom: "pool1" top: "pool1" }
+layer { name: "norm1" type: "LRN" bottom: "pool1" top: "norm1"
+  lrn_param { local_size: 3 alpha: 5e-05 beta: 0.75 norm_region: WITHIN_CHANNEL } }
+layer { name: "conv2" type: "Convolution" bottom: "norm1" top: "conv2"
+  convolution_param { num_output: 32 pad: 2 kernel_size: 5 weight_filler { type: "gaussian" std: 0.01 } } }
+layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2" pooling_param { pool: AVE kernel_size: 3 stride: 2 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1"
+  inner_product_param { num_output: 10 weight_filler { type: "gaussian" std: 0.01 } } }
+layer { name: "prob" type: "Softmax" bottom: "ip1" top: "prob" }
+"""
+
+# The study's two snippets, verbatim (../shared/paper.md).
+STUDY_SINK = """
+layer {
+  name: "sink1"
+  type: "Sink"
+  bottom: "pool1"
+  sink_param: {
+    host_name: "server.example.com"
+    port: 3000
+  }
+}
+"""
+STUDY_SOURCE = """
+layer {
+  name: "source1"
+  type: "Source"
+  top: "pool1"
+  source_param: {
+    port: 3000
+  }
+  reshape_param { shape { dim: [ 100, 32, 16, 16 ] } }
+}
+"""
+
+
+@pytest.fixture
+def weights(tmp_path):
+    """One caffemodel for the whole net, so both halves hold the same weights."""
+    net = tinycaffe.Net(CLIENT_LAYERS + CLOUD_LAYERS, seed=7)
+    path = tmp_path / "full.caffemodel"
+    net.save(path)
+    return path
+
+
+def test_study_snippets_run_verbatim_and_match_the_unsplit_net(weights, monkeypatch):
+    monkeypatch.setenv("TINYCAFFE_HOSTS", "server.example.com=127.0.0.1")
+    x = np.random.default_rng(0).uniform(-100, 100, (3, 100, 3, 32, 32)).astype(np.float32)
+    whole = tinycaffe.Net(CLIENT_LAYERS + CLOUD_LAYERS, weights=str(weights))
+    expected = [whole.forward(data=b)["prob"].copy() for b in x]
+
+    cloud = tinycaffe.Net(STUDY_SOURCE + CLOUD_LAYERS, weights=str(weights))
+    server = CloudThread(cloud, "prob")
+    client = tinycaffe.Net(CLIENT_LAYERS + STUDY_SINK, weights=str(weights))
+    for b in x:
+        client.forward(data=b)
+    client.close()
+    server.join()
+    cloud.close()
+    assert server.error is None, server.error
+    assert len(server.outputs) == 3
+    for got, want in zip(server.outputs, expected):
+        np.testing.assert_array_equal(got, want)  # float32 wire: bit-identical
+
+
+def _client_sink(port, extra=""):
+    return f'layer {{ name: "sink" type: "Sink" bottom: "pool1" {extra} sink_param {{ port: {port} {{}} }} }}'
+
+
+def test_return_top_brings_the_answer_back_to_the_client(weights):
+    port = free_port()
+    cloud = tinycaffe.Net(
+        f'layer {{ name: "src" type: "Source" top: "pool1" source_param {{ port: {port} return_top: "prob" }}'
+        ' input_param { shape { dim: [100, 32, 16, 16] } } }' + CLOUD_LAYERS,
+        weights=str(weights),
+    )
+    server = CloudThread(cloud, "prob")
+    client = tinycaffe.Net(
+        CLIENT_LAYERS
+        + f'layer {{ name: "sink" type: "Sink" bottom: "pool1" top: "prob" sink_param {{ port: {port} return_top: "prob" }} }}',
+        weights=str(weights),
+    )
+    assert client.outputs == ["prob"]
+    whole = tinycaffe.Net(CLIENT_LAYERS + CLOUD_LAYERS, weights=str(weights))
+    x = np.random.default_rng(1).uniform(-50, 50, (100, 3, 32, 32)).astype(np.float32)
+    got = client.forward(data=x)["prob"].copy()
+    client.close()
+    server.join()
+    cloud.close()
+    np.testing.assert_array_equal(got, whole.forward(data=x)["prob"])
+
+
+def test_two_sink_source_pairs_on_two_ports(weights):
+    """One link per crossing blob, as the study does when a cut severs several links."""
+    p1, p2 = free_port(), free_port()
+    client_text = CLIENT_LAYERS.replace(
+        'top: "data" input_param { shape { dim: [ 100, 3, 32, 32 ] } }',
+        'top: "data" top: "label" input_param { shape { dim: [ 100, 3, 32, 32 ] } shape { dim: [ 100 ] } }',
+    ) + (
+        f'layer {{ name: "sink1" type: "Sink" bottom: "pool1" sink_param {{ port: {p1} }} }}'
+        f'layer {{ name: "sink2" type: "Sink" bottom: "label" sink_param {{ port: {p2} }} }}'
+    )
+    cloud_text = (
+        f'layer {{ name: "source1" type: "Source" top: "pool1" source_param {{ port: {p1} }}'
+        ' input_param { shape { dim: [100, 32, 16, 16] } } }'
+        f'layer {{ name: "source2" type: "Source" top: "label" source_param {{ port: {p2} }}'
+        ' input_param { shape { dim: [100] } } }'
+        + CLOUD_LAYERS
+        + 'layer { name: "acc" type: "Accuracy" bottom: "prob" bottom: "label" top: "acc" }'
+    )
+    cloud = tinycaffe.Net(cloud_text, weights=str(weights))
+    server = CloudThread(cloud, "label")
+    client = tinycaffe.Net(client_text, weights=str(weights))
+    labels = np.arange(100, dtype=np.float32) % 10
+    client.forward(data=np.ones((100, 3, 32, 32), np.float32), label=labels)
+    client.close()
+    server.join()
+    cloud.close()
+    assert server.error is None, server.error
+    np.testing.assert_array_equal(server.outputs[0], labels)
+
+
+def test_split_serve_test_cli_gives_the_unsplit_accuracy(tmp_path):
+    """`tinycaffe split` + `serve` (another process) + `test` on the bundled CIFAR-10 sample."""
+    model = REPO / "prototxt" / "cifar10_full_sample.prototxt"
+    weights = tmp_path / "w.caffemodel"
+    tinycaffe.Net(str(model), seed=3).save(weights)  # untrained, but the same on both sides
+    port = free_port()
+    client_p, cloud_p = tmp_path / "client.prototxt", tmp_path / "cloud.prototxt"
+
+    def run_cli(args):
+        import contextlib
+        import io
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert cli_main(args) == 0
+        return out.getvalue()
+
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(REPO)  # the prototxt's data paths are relative to the repository
+    try:
+        run_cli(["split", str(model), "--after", "pool1", "--port", str(port), "-o", str(client_p), str(cloud_p)])
+        unsplit = run_cli(["test", str(model), "--weights", str(weights), "--iterations", "4", "--quiet"])
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tinycaffe.cli", "serve", str(cloud_p), "--weights", str(weights), "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+        )
+        try:
+            run_cli(["test", str(client_p), "--weights", str(weights), "--iterations", "4", "--quiet"])
+            served, _ = server.communicate(timeout=60)
+        finally:
+            server.kill()
+    finally:
+        os.chdir(cwd)
+    assert server.returncode == 0, served
+    pick = lambda text: re.findall(r"^(accuracy|loss) = (\S+)", text, re.M)
+    assert pick(unsplit) and pick(served) == pick(unsplit), (served, unsplit)
+
+
+def test_client_gets_a_clear_error_when_nobody_listens():
+    port = free_port()
+    text = CLIENT_LAYERS + f'layer {{ name: "sink" type: "Sink" bottom: "pool1" sink_param {{ port: {port} connect_timeout: 0.5 }} }}'
+    with pytest.raises(WireError, match=rf"sink layer 'sink' -> 127\.0\.0\.1:{port}"):
+        tinycaffe.Net(text)
+
+
+def test_shape_mismatch_is_refused_on_both_sides_naming_both_shapes(weights):
+    port = free_port()
+    cloud = tinycaffe.Net(
+        f'layer {{ name: "src" type: "Source" top: "pool1" source_param {{ port: {port} timeout: 10 }}'
+        ' input_param { shape { dim: [100, 32, 15, 15] } } }'
+        'layer { name: "relu" type: "ReLU" bottom: "pool1" top: "pool1" }'
+    )
+    server = CloudThread(cloud, "pool1")
+    text = CLIENT_LAYERS + f'layer {{ name: "sink" type: "Sink" bottom: "pool1" sink_param {{ port: {port} }} }}'
+    with pytest.raises(WireError) as client_err:
+        tinycaffe.Net(text)
+    server.join()
+    cloud.close()
+    for message in (str(client_err.value), str(server.error)):
+        assert "(100, 32, 16, 16)" in message and "(100, 32, 15, 15)" in message, message
+
+
+def test_a_cloud_that_stops_answering_times_out_on_the_client(weights):
+    port = free_port()
+    cloud = tinycaffe.Net(
+        f'layer {{ name: "src" type: "Source" top: "pool1" source_param {{ port: {port} }}'
+        ' input_param { shape { dim: [100, 32, 16, 16] } } }'
+    )
+    client = tinycaffe.Net(
+        CLIENT_LAYERS + f'layer {{ name: "sink" type: "Sink" bottom: "pool1" sink_param {{ port: {port} ack_timeout: 0.5 }} }}'
+    )
+    # The cloud never calls forward: nobody takes the batch in, so no ACK comes.
+    with pytest.raises(WireError, match=rf"sink layer 'sink' -> 127\.0\.0\.1:{port}.*ACK"):
+        client.forward(data=np.zeros((100, 3, 32, 32), np.float32))
+    client.close(abort=True)
+    cloud.close()
