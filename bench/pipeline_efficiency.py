@@ -5,20 +5,27 @@ the link (frame bytes / rate), cloud compute (the rest of the net). If the
 stages overlapped perfectly, a batch would take as long as the slowest stage.
 For each configuration this runs the client and the cloud as separate
 processes over loopback TCP (Sink paced at the given rate) and measures, in
-the same run:
+the same run, over the same measured batches (after warm-up):
 
-* steady state: the client's wall time per batch (median after warm-up);
-* client compute: that minus the time spent in the Sink layer;
-* link: DATA frame bytes / rate (and, for reference, the measured time in the paced send);
+* steady state: the pipeline's period = (end of the last DATA frame's send -
+  end of the last warm-up frame's send) / measured batches, i.e. throughput
+  on the link (when the Sink blocks, this is the client's mean wall time per batch);
+* client compute: the client's forward time minus the time in the Sink layer;
+* link: DATA frame bytes / rate (the measured paced send time is shown too);
 * cloud compute: the cloud's forward time minus the time in its Source layer.
 
-It prints steady / slowest stage (the goal: <= 1.10) for window = 1 (the
-study's stop-and-wait) and window = 4.
+The ratio is steady / the slowest stage, both as means over the measured
+batches (a pipeline cannot beat its slowest stage's mean; medians are shown
+beside). Goal: ratio <= 1.10. Windows: 1 (the study's stop-and-wait), 4, and
+"4t" = window 4 with a bench-side prototype in which a helper thread of the
+client process does the Sink's paced send, so that the client's compute can
+overlap the transfer (the library's Sink sends, and paces, in the net's own
+thread).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/pipeline_efficiency.py
-    ... bench/pipeline_efficiency.py --iterations 5          # quicker
+    ... bench/pipeline_efficiency.py --iterations 5 --configs 1,2     # quicker
 
-Writes bench/results/pipeline.md.
+Writes bench/results/pipeline.md (and pipeline.json).
 """
 from __future__ import annotations
 
@@ -49,16 +56,22 @@ def med(xs) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
+def mean(xs) -> float:
+    return statistics.fmean(xs) if xs else float("nan")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iterations", type=int, default=10, help="measured batches per run")
-    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=2, help="batches not measured (at least 1)")
     ap.add_argument("--threads", type=int, default=1, help="BLAS/kernel threads per process")
-    ap.add_argument("--windows", default="1,4")
+    ap.add_argument("--windows", default="1,4,4t",
+                    help="Sink windows to run; a 't' suffix adds the bench-side threaded send")
     ap.add_argument("--configs", default="", help="indexes into the config list (default all), e.g. 0,1")
     ap.add_argument("--out", type=Path, default=st.RESULTS)
     args = ap.parse_args(argv)
-    windows = [int(w) for w in args.windows.split(",")]
+    args.warmup = max(1, args.warmup)
+    windows = [w.strip() for w in args.windows.split(",") if w.strip()]
     configs = [CONFIGS[int(i)] for i in args.configs.split(",")] if args.configs else CONFIGS
     batches = args.warmup + args.iterations
     t_start = time.perf_counter()
@@ -68,14 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         f"uptime at start: {st.uptime()}",
         f"NOTE: client and cloud are separate processes on the SAME {os.cpu_count()}-CPU machine "
         f"({args.threads} thread(s) each), loopback TCP, Sink-paced link.",
-        f"repeats: {args.warmup} warm-up + {args.iterations} measured batches of 100 per run; medians.",
+        f"repeats: {args.warmup} warm-up + {args.iterations} measured batches of 100 per run; "
+        "ratio from means over the measured batches, medians shown beside.",
     ]
     for line in header:
         print(line, flush=True)
     st.TMP.mkdir(parents=True, exist_ok=True)
-    test_lmdb, mean, data_note = st.prepare_data(st.TMP)
+    test_lmdb, mean_file, data_note = st.prepare_data(st.TMP)
     print("data: " + data_note, flush=True)
-    head = st.mkp.data_layers(test_lmdb, test_lmdb, mean)
+    head = st.mkp.data_layers(test_lmdb, test_lmdb, mean_file)
     variants: dict = {}
     rows = []
     for label, key, after, rate in configs:
@@ -83,34 +97,41 @@ def main(argv: list[str] | None = None) -> int:
             variants[key] = st.Variant(*key, head, st.TMP)
         v = variants[key]
         rate_Bps = st_parse_rate(rate)
-        for window in windows:
+        for wname in windows:
+            window, threaded = int(wname.rstrip("t")), wname.endswith("t")
             ld = st.load()
-            work = st.TMP / "pipeline" / f"{after}_{rate}_w{window}"
+            work = st.TMP / "pipeline" / f"{after}_{rate}_w{wname}"
             res = st.run_split_pair(v, after, work, batches=batches, threads=args.threads, window=window,
                                     wire="float32", rate=rate, timeout=batches * 12 + 60,
-                                    cloud_cmd=st.cloud_role_cmd)
+                                    cloud_cmd=st.cloud_role_cmd,
+                                    client_extra=("--threaded-send",) if threaded else ())
             pb, cl = res["per_batch"], res["cloud"]
-            w = args.warmup
-            steady = med(pb["total"][w:])
-            client_c = med([t - k for t, k in zip(pb["total"][w:], pb["sink"][w:])])
+            w, k = args.warmup, args.iterations
+            ends = pb["send_end"]
+            steady = (ends[-1] - ends[w - 1]) / (len(ends) - w)
+            client_each = [t - s for t, s in zip(pb["total"][w:], pb["sink"][w:])]
+            cloud_each = [t - s for t, s in zip(cl["total"][w:], cl["source"][w:])]
             nbytes = med(pb["bytes"][w:])
             link = nbytes / rate_Bps
-            send = med(pb["send"][w:])
-            cloud_c = med([t - s for t, s in zip(cl["total"][w:], cl["source"][w:])])
-            stages = {"client": client_c, "link": link, "cloud": cloud_c}
+            stages = {"client": mean(client_each), "link": link, "cloud": mean(cloud_each)}
             slowest = max(stages, key=stages.get)
             ratio = steady / stages[slowest]
-            serial = client_c + link  # what a send that blocks the client for the whole transfer gives
-            rows.append(dict(label=label, after=after, rate=rate, window=window, load=ld, steady_ms=1e3 * steady,
-                             client_ms=1e3 * client_c, link_ms=1e3 * link, send_ms=1e3 * send,
-                             cloud_ms=1e3 * cloud_c, slowest=slowest, ratio=ratio, bytes=int(nbytes),
-                             serial_ms=1e3 * serial, cloud_batches=len(cl["total"]),
-                             wait_ms=1e3 * med([k - s for k, s in zip(pb["sink"][w:], pb["send"][w:])])))
+            rows.append(dict(
+                label=label, after=after, rate=rate, window=wname, load=ld, bytes=int(nbytes),
+                steady_ms=1e3 * steady, client_wall_ms=1e3 * med(pb["total"][w:]),
+                client_ms=1e3 * stages["client"], client_med_ms=1e3 * med(client_each),
+                link_ms=1e3 * link, send_ms=1e3 * med(pb["send"][w:]),
+                cloud_ms=1e3 * stages["cloud"], cloud_med_ms=1e3 * med(cloud_each),
+                slowest=slowest, ratio=ratio, serial_ms=1e3 * (stages["client"] + link),
+                measured=k, cloud_batches=len(cl["total"]),
+                wait_ms=float("nan") if threaded else
+                1e3 * med([a - b for a, b in zip(pb["sink"][w:], pb["send"][w:])])))
             r = rows[-1]
-            print(f"{label:28s} window={window}: steady {r['steady_ms']:7.1f} ms/batch | client {r['client_ms']:6.1f}"
-                  f"  link {r['link_ms']:6.1f} (paced send {r['send_ms']:6.1f})  cloud {r['cloud_ms']:6.1f} ms"
-                  f" | slowest={slowest} ratio {ratio:.3f} {'OK' if ratio <= GOAL else 'MISS'} (goal <= {GOAL})"
-                  f" | client+link {r['serial_ms']:.1f} ms, ACK wait {r['wait_ms']:.1f} ms | load {ld}", flush=True)
+            print(f"{label:27s} w={wname:2s}: steady {r['steady_ms']:6.1f} ms/batch | client {r['client_ms']:5.1f} "
+                  f"(med {r['client_med_ms']:5.1f})  link {r['link_ms']:6.1f} (paced send med {r['send_ms']:6.1f})  "
+                  f"cloud {r['cloud_ms']:5.1f} (med {r['cloud_med_ms']:5.1f}) | slowest={slowest} ratio "
+                  f"{ratio:.3f} {'OK' if ratio <= GOAL else 'MISS'} | client+link {r['serial_ms']:.1f} | client wall "
+                  f"med {r['client_wall_ms']:.1f} | load {ld}", flush=True)
     footer = f"uptime at end: {st.uptime()}; bench wall time {time.perf_counter() - t_start:.0f} s"
     print(footer, flush=True)
     write_md(args, rows, header + ["data: " + data_note], footer)
@@ -128,19 +149,25 @@ def write_md(args, rows, header, footer) -> None:
           "Written by `bench/pipeline_efficiency.py` (command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
           ".venv/bin/python bench/pipeline_efficiency.py " + " ".join(sys.argv[1:]) + "`).", ""]
     md += [f"- {h}" for h in header] + [f"- {footer}", ""]
-    md += ["All times are medians per batch of 100 over the measured batches, from the same run: steady = "
-           "client wall time per batch; client = steady minus time in the Sink; link = DATA frame bytes / rate; "
-           "paced send = measured time in the Sink's paced send; cloud = cloud forward minus time in the Source; "
-           f"ratio = steady / slowest stage (goal <= {GOAL}); client+link = the time when the send blocks the "
-           "client for the whole transfer.", "",
-           "| config | window | bytes/batch | steady ms | client ms | link ms | paced send ms | cloud ms | slowest "
-           "| ratio | client+link ms | ACK wait ms | load |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    md += ["Per batch of 100, from the same run and the same measured batches: steady = the pipeline's period "
+           "(link-side throughput: time between the ends of the first and last measured DATA frames' sends / "
+           "batches); client = client forward minus the Sink layer; link = DATA frame bytes / rate; cloud = "
+           "cloud forward minus the Source layer; stage figures are means (medians in brackets); "
+           f"ratio = steady / slowest stage mean (goal <= {GOAL}); client+link = client + link, the period when "
+           "the send blocks the client for the whole transfer; paced send = median measured time in the Sink's "
+           "send; client wall = median client wall time per batch; ACK wait = median time in the Sink after the send.",
+           "",
+           "Window 4t = window 4 with the bench-side threaded send (a prototype in bench/split_timing.py "
+           "`_client --threaded-send`, not library code); there the Sink's forward only queues the batch.", "",
+           "| config | window | bytes/batch | steady ms | slowest | ratio | client ms | link ms | cloud ms "
+           "| client+link ms | paced send ms | client wall ms | ACK wait ms | load |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        md.append(f"| {r['label']} | {r['window']} | {r['bytes']:,} | {r['steady_ms']:.1f} | {r['client_ms']:.1f} "
-                  f"| {r['link_ms']:.1f} | {r['send_ms']:.1f} | {r['cloud_ms']:.1f} | {r['slowest']} "
-                  f"| **{r['ratio']:.3f}** {'OK' if r['ratio'] <= GOAL else 'MISS'} | {r['serial_ms']:.1f} "
-                  f"| {r['wait_ms']:.1f} | {r['load']} |")
+        md.append(f"| {r['label']} | {r['window']} | {r['bytes']:,} | {r['steady_ms']:.1f} | {r['slowest']} "
+                  f"| **{r['ratio']:.3f}** {'OK' if r['ratio'] <= GOAL else 'MISS'} "
+                  f"| {r['client_ms']:.1f} ({r['client_med_ms']:.1f}) | {r['link_ms']:.1f} "
+                  f"| {r['cloud_ms']:.1f} ({r['cloud_med_ms']:.1f}) | {r['serial_ms']:.1f} | {r['send_ms']:.1f} "
+                  f"| {r['client_wall_ms']:.1f} | {r['wait_ms']:.1f} | {r['load']} |")
     md += ["", "## Reading", ""] + [f"- {x}" for x in reading(rows)] + [""]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "pipeline.md").write_text("\n".join(md))
@@ -156,13 +183,12 @@ def reading(rows) -> list[str]:
         by.setdefault(r["label"], {})[r["window"]] = r
     for label, ws in by.items():
         parts = [f"window {w}: {r['steady_ms']:.0f} ms (ratio {r['ratio']:.2f}, client+link {r['serial_ms']:.0f} ms)"
-                 for w, r in sorted(ws.items())]
+                 for w, r in ws.items()]
         out.append(f"{label}: " + "; ".join(parts))
     out.append("The Sink's paced send (tinycaffe/wire/transport.py Transport.send -> Pacer.wait) sleeps in the "
-               "client's own thread, so the emulated transfer never overlaps the client's compute: with the "
-               "link or the client the slowest stage, a batch takes client + link, whatever the window. "
-               "A larger window can only hide the cloud's compute and the ACK round trip, which stop-and-wait "
-               "already overlaps (the Source ACKs on receipt).")
+               "client net's own thread, so the emulated transfer cannot overlap the client's compute: a batch "
+               "takes about client + link whatever the window (window > 1 only stops the Sink waiting for ACKs, "
+               "i.e. for the cloud). Window 4t shows what overlapping the send with the compute gives.")
     return out
 
 

@@ -250,7 +250,7 @@ def client_role(argv: list[str]) -> int:
     build_s = time.perf_counter() - t_build
     sinks = [l for l in net.layers if l.type == "Sink"]
     rec: dict[str, list] = {"total": [], "sink": [], "send": [], "bytes": []}
-    sends: list[tuple[int, float]] = []  # (bytes, seconds) of each DATA frame, in order
+    sends: list[tuple[int, float, float]] = []  # (bytes, seconds, end time) of each DATA frame, in order
     cur = {"sink": 0.0}
     sender = None
     if sinks:
@@ -264,7 +264,8 @@ def client_role(argv: list[str]) -> int:
             try:
                 real_send(buffers, timeout)
             finally:
-                sends.append((transport.bytes_sent - before, time.perf_counter() - t0))
+                t1 = time.perf_counter()
+                sends.append((transport.bytes_sent - before, t1 - t0, t1))
 
         transport.send = timed_send  # after setup: only DATA frames (and the final BYE) go through it
 
@@ -325,8 +326,9 @@ def client_role(argv: list[str]) -> int:
         data_frames = sends[: a.batches]  # before the BYE
         net.close(abort=not ok)  # the Sink's BYE waits for the last ACK
         close_s = time.perf_counter() - t0
-    rec["bytes"] = [b for b, _ in data_frames] + [0] * (a.batches - len(data_frames))
-    rec["send"] = [t for _, t in data_frames] + [0.0] * (a.batches - len(data_frames))
+    rec["bytes"] = [f[0] for f in data_frames] + [0] * (a.batches - len(data_frames))
+    rec["send"] = [f[1] for f in data_frames] + [0.0] * (a.batches - len(data_frames))
+    rec["send_end"] = [f[2] for f in data_frames]  # perf_counter times: their differences are the link's period
     print(json.dumps({
         "per_batch": rec, "build_s": build_s, "close_s": close_s,
         "means": {k: v / a.batches for k, v in sums.items()},

@@ -139,10 +139,17 @@ def test_train_randomness_covers_all_offsets_and_flips():
     assert len(seen) == 18
 
 
-def test_mirror_applies_in_test_phase_like_caffe():
-    # Caffe's transformer mirrors whenever mirror is set, whatever the phase.
+def test_test_phase_never_mirrors():
+    # The TEST phase takes the centre crop and no mirror, so scores repeat exactly.
     img = np.arange(16, dtype=np.uint8).reshape(1, 1, 4, 4)
     t = DataTransformer(caffe_pb2.TransformationParameter(mirror=True), "TEST", 0)
+    out = t(np.repeat(img, 64, axis=0))
+    assert all(np.array_equal(o[0], img[0, 0]) for o in out)
+
+
+def test_train_phase_mirrors_at_random():
+    img = np.arange(16, dtype=np.uint8).reshape(1, 1, 4, 4)
+    t = DataTransformer(caffe_pb2.TransformationParameter(mirror=True), "TRAIN", 0)
     out = t(np.repeat(img, 64, axis=0))
     flipped = np.array([np.array_equal(o[0], img[0, 0, :, ::-1]) for o in out])
     plain = np.array([np.array_equal(o[0], img[0, 0]) for o in out])

@@ -7,6 +7,8 @@ fall in the middle of a batch. ``LMDBReader`` does the same.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +26,34 @@ def _key_text(key: bytes) -> str:
     return key.decode("ascii", errors="backslashreplace")
 
 
+# LMDB allows one environment per file per process, but a train and a test
+# Data layer (or two nets) may read the same LMDB, as Caffe allows: share it.
+_envs: dict[str, list] = {}  # realpath -> [environment, reader count]
+_envs_lock = threading.Lock()
+
+
+def _open_shared(path: Path) -> lmdb.Environment:
+    key = os.path.realpath(path)
+    with _envs_lock:
+        entry = _envs.get(key)
+        if entry is None:
+            entry = _envs[key] = [lmdb.open(key, readonly=True, lock=False, subdir=True, max_dbs=0), 0]
+        entry[1] += 1
+        return entry[0]
+
+
+def _release_shared(path: Path) -> None:
+    key = os.path.realpath(path)
+    with _envs_lock:
+        entry = _envs.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _envs[key]
+            entry[0].close()
+
+
 class LMDBReader:
     """Cycle through the Datum records of an LMDB directory in key order.
 
@@ -39,8 +69,7 @@ class LMDBReader:
         if not (self.path / "data.mdb").is_file():
             raise DataError(f"{self.path}: not an LMDB directory (no data.mdb)")
         try:
-            self._env = lmdb.open(str(self.path), readonly=True, lock=False,
-                                  subdir=True, max_dbs=0)
+            self._env = _open_shared(self.path)
             self._txn = self._env.begin(buffers=True)
             self._cursor = self._txn.cursor()
             self._len = int(self._txn.stat()["entries"])
@@ -118,7 +147,7 @@ class LMDBReader:
         if txn is not None:
             txn.abort()
         if env is not None:
-            env.close()
+            _release_shared(self.path)
 
     def __enter__(self) -> LMDBReader:
         return self

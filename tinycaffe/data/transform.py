@@ -96,7 +96,9 @@ class DataTransformer:
         n, c, h, w = batch.shape
         _, ch, cw = self.output_shape((c, h, w))
         mean = self._mean_for((c, h, w))
-        if self.mirror:
+        # TEST takes no mirror, so that scores are repeatable (real Caffe would
+        # still flip at random if a TEST net set mirror: true).
+        if self.mirror and self.phase == "TRAIN":
             flip = self._rng.integers(0, 2, size=n).astype(bool)
         else:
             flip = np.zeros(n, dtype=bool)

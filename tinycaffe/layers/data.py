@@ -48,9 +48,22 @@ class Data(Layer):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"data-{self.name}")
         self._lock = threading.Lock()
         self._next: Future | None = None
+        self._records_read = 0
 
     def _load(self) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
+            n = len(self.reader)
+            start = self._records_read % n
+            if self.phase == "test" and start + self.batch_size > n:
+                # Caffe would wrap to the first record inside this batch, scoring
+                # some images twice in one pass: refuse instead.
+                raise DataError(
+                    f"layer '{self.name}': batch {self._records_read // self.batch_size} would run past "
+                    f"the end of the {n} records of {self.reader.path} and wrap to the start; in the "
+                    f"TEST phase the batch size ({self.batch_size}) must divide the number of records, "
+                    "or run fewer iterations"
+                )
+            self._records_read += self.batch_size
             images, labels = self.reader.read_batch(self.batch_size)
             return self.transformer(images), labels.astype(np.float32)
 
