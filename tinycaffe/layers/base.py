@@ -101,9 +101,34 @@ class Layer:
         """Compute bottom (and weight) gradients from the top gradients."""
         raise NetError(f"layer '{self.name}' (type {self.type}) has no backward pass yet")
 
+    def in_place_buffer(self, bottom: Blob, top: Blob, current):
+        """A buffer to keep the input in, for in-place layers whose backward needs it.
+
+        Reused while the shape holds; when not in place, returns None and
+        gives the top the bottom's shape instead.
+        """
+        if top is bottom:
+            if current is None or current.shape != bottom.shape:
+                return self.xp.empty(bottom.shape, dtype=bottom.data.dtype)
+            return current
+        top.reshape(bottom.shape)
+        return None
+
     # Loss layers override this: Caffe gives them loss_weight 1 on their first top.
     def default_loss_weight(self, top_index: int) -> float:
         return 0.0
 
     def __repr__(self) -> str:
         return f"<{self.type} layer '{self.name}'>"
+
+
+class NeuronLayer(Layer):
+    """One bottom, one top of the same shape, in place allowed (Caffe's NeuronLayer)."""
+
+    min_bottoms = max_bottoms = 1
+    min_tops = max_tops = 1
+    in_place_ok = True
+
+    def reshape(self, bottoms, tops):
+        if tops[0] is not bottoms[0]:
+            tops[0].reshape(bottoms[0].shape)

@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer
+from .base import NeuronLayer
 from .registry import register
 
 
 @register("Dropout")
-class DropoutLayer(Layer):
-    min_bottoms = max_bottoms = 1
-    min_tops = max_tops = 1
-    in_place_ok = True
-
+class DropoutLayer(NeuronLayer):
     def setup(self, bottoms, tops):
         self.ratio = float(self.param.dropout_param.dropout_ratio)
         if not 0.0 <= self.ratio < 1.0:
@@ -24,10 +20,6 @@ class DropoutLayer(Layer):
         self.scale = 1.0 / (1.0 - self.ratio)
         self._mask = None
         self._device_rng = None
-
-    def reshape(self, bottoms, tops):
-        if tops[0] is not bottoms[0]:
-            tops[0].reshape(bottoms[0].shape)
 
     def _uniform(self, shape):
         """Uniform [0, 1) float32 values, drawn from the layer's (seeded) generator."""

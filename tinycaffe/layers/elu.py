@@ -1,22 +1,14 @@
 """ELU: y = x for x > 0, alpha * (exp(x) - 1) otherwise (Caffe's ELULayer)."""
 from __future__ import annotations
 
-from .base import Layer
+from .base import NeuronLayer
 from .registry import register
 
 
 @register("ELU")
-class ELULayer(Layer):
-    min_bottoms = max_bottoms = 1
-    min_tops = max_tops = 1
-    in_place_ok = True
-
+class ELULayer(NeuronLayer):
     def setup(self, bottoms, tops):
         self.alpha = float(self.param.elu_param.alpha)
-
-    def reshape(self, bottoms, tops):
-        if tops[0] is not bottoms[0]:
-            tops[0].reshape(bottoms[0].shape)
 
     def forward(self, bottoms, tops):
         xp = self.xp

@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import math
 
-from .base import Layer
+from .base import NeuronLayer
 from .registry import register
 
 
 @register("Exp")
-class ExpLayer(Layer):
-    min_bottoms = max_bottoms = 1
-    min_tops = max_tops = 1
-    in_place_ok = True
-
+class ExpLayer(NeuronLayer):
     def setup(self, bottoms, tops):
         p = self.param.exp_param
         base, scale, shift = float(p.base), float(p.scale), float(p.shift)
@@ -22,10 +18,6 @@ class ExpLayer(Layer):
         # y = outer * exp(inner * x), with inner = ln(base) * scale, outer = base^shift.
         self.inner_scale = log_base * scale
         self.outer_scale = 1.0 if shift == 0 else (math.exp(shift) if base == -1.0 else base ** shift)
-
-    def reshape(self, bottoms, tops):
-        if tops[0] is not bottoms[0]:
-            tops[0].reshape(bottoms[0].shape)
 
     def forward(self, bottoms, tops):
         xp, y = self.xp, tops[0].data

@@ -24,13 +24,9 @@ class PowerLayer(Layer):
     def reshape(self, bottoms, tops):
         # Backward reads x unless the gradient is a constant (power 1, or diff_scale 0).
         needs_input = self.diff_scale != 0 and self.power != 1.0
-        if tops[0] is bottoms[0] and needs_input:
-            if self._saved is None or self._saved.shape != bottoms[0].shape:
-                self._saved = self.xp.empty(bottoms[0].shape, dtype=bottoms[0].data.dtype)
-        else:
+        self._saved = self.in_place_buffer(bottoms[0], tops[0], self._saved)
+        if not needs_input:
             self._saved = None
-            if tops[0] is not bottoms[0]:
-                tops[0].reshape(bottoms[0].shape)
 
     def _affine(self, x, out):
         if self.scale != 1.0:

@@ -39,12 +39,7 @@ class PReLULayer(Layer):
             self.fail(f"bottom has {shape[1]} channels but the slope blob has {self.blobs[0].count}")
         self._n, self._c = shape[0], shape[1]
         self._inner = bottoms[0].count // max(self._n * self._c, 1)
-        if tops[0] is bottoms[0]:
-            if self._saved is None or self._saved.shape != shape:
-                self._saved = self.xp.empty(shape, dtype=bottoms[0].data.dtype)
-        else:
-            self._saved = None
-            tops[0].reshape(shape)
+        self._saved = self.in_place_buffer(bottoms[0], tops[0], self._saved)
 
     def _as3(self, a):
         return a.reshape(self._n, self._c, self._inner)

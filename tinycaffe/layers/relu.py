@@ -1,22 +1,14 @@
 """ReLU: max(x, 0), or a leaky slope for x < 0 (negative_slope)."""
 from __future__ import annotations
 
-from .base import Layer
+from .base import NeuronLayer
 from .registry import register
 
 
 @register("ReLU")
-class ReLU(Layer):
-    min_bottoms = max_bottoms = 1
-    min_tops = max_tops = 1
-    in_place_ok = True
-
+class ReLU(NeuronLayer):
     def setup(self, bottoms, tops):
         self.slope = float(self.param.relu_param.negative_slope)
-
-    def reshape(self, bottoms, tops):
-        if tops[0] is not bottoms[0]:
-            tops[0].reshape(bottoms[0].shape)
 
     def forward(self, bottoms, tops):
         x, y = bottoms[0].data, tops[0].data

@@ -44,12 +44,7 @@ class ScaleLayer(Layer):
                                     self.param.scale_param.axis, "scale")
         if self.bias_blob is not None and self.bias_blob.shape != scale.shape:
             self.fail(f"bias blob shape {self.bias_blob.shape} does not match scale shape {scale.shape}")
-        if tops[0] is bottoms[0]:
-            if self._saved is None or self._saved.shape != bottoms[0].shape:
-                self._saved = self.xp.empty(bottoms[0].shape, dtype=bottoms[0].data.dtype)
-        else:
-            self._saved = None
-            tops[0].reshape(bottoms[0].shape)
+        self._saved = self.in_place_buffer(bottoms[0], tops[0], self._saved)
 
     def forward(self, bottoms, tops):
         xp = self.xp

@@ -1,20 +1,12 @@
 """Sigmoid: y = 1 / (1 + exp(-x)), elementwise (Caffe's SigmoidLayer)."""
 from __future__ import annotations
 
-from .base import Layer
+from .base import NeuronLayer
 from .registry import register
 
 
 @register("Sigmoid")
-class SigmoidLayer(Layer):
-    min_bottoms = max_bottoms = 1
-    min_tops = max_tops = 1
-    in_place_ok = True
-
-    def reshape(self, bottoms, tops):
-        if tops[0] is not bottoms[0]:
-            tops[0].reshape(bottoms[0].shape)
-
+class SigmoidLayer(NeuronLayer):
     def forward(self, bottoms, tops):
         xp, y = self.xp, tops[0].data
         # Caffe's form 0.5 * tanh(x / 2) + 0.5: no exp overflow for large |x|.

@@ -1,20 +1,12 @@
 """TanH: y = tanh(x), elementwise (Caffe's TanHLayer)."""
 from __future__ import annotations
 
-from .base import Layer
+from .base import NeuronLayer
 from .registry import register
 
 
 @register("TanH")
-class TanHLayer(Layer):
-    min_bottoms = max_bottoms = 1
-    min_tops = max_tops = 1
-    in_place_ok = True
-
-    def reshape(self, bottoms, tops):
-        if tops[0] is not bottoms[0]:
-            tops[0].reshape(bottoms[0].shape)
-
+class TanHLayer(NeuronLayer):
     def forward(self, bottoms, tops):
         self.xp.tanh(bottoms[0].data, out=tops[0].data)
 

@@ -2,22 +2,14 @@
 from __future__ import annotations
 
 from ..errors import NetError
-from .base import Layer
+from .base import NeuronLayer
 from .registry import register
 
 
 @register("Threshold")
-class ThresholdLayer(Layer):
-    min_bottoms = max_bottoms = 1
-    min_tops = max_tops = 1
-    in_place_ok = True
-
+class ThresholdLayer(NeuronLayer):
     def setup(self, bottoms, tops):
         self.threshold = float(self.param.threshold_param.threshold)
-
-    def reshape(self, bottoms, tops):
-        if tops[0] is not bottoms[0]:
-            tops[0].reshape(bottoms[0].shape)
 
     def forward(self, bottoms, tops):
         y = tops[0].data
