@@ -225,3 +225,28 @@ def test_a_cloud_that_stops_answering_times_out_on_the_client(weights):
         client.forward(data=np.zeros((100, 3, 32, 32), np.float32))
     client.close(abort=True)
     cloud.close()
+
+
+def test_window_above_one_sends_in_the_background_and_loses_nothing(weights):
+    port = free_port()
+    cloud = tinycaffe.Net(
+        f'layer {{ name: "src" type: "Source" top: "pool1" source_param {{ port: {port} }}'
+        ' input_param { shape { dim: [100, 32, 16, 16] } } }' + CLOUD_LAYERS,
+        weights=str(weights),
+    )
+    server = CloudThread(cloud, "prob")
+    client = tinycaffe.Net(
+        CLIENT_LAYERS + f'layer {{ name: "sink" type: "Sink" bottom: "pool1" sink_param {{ port: {port} window: 3 }} }}',
+        weights=str(weights),
+    )
+    whole = tinycaffe.Net(CLIENT_LAYERS + CLOUD_LAYERS, weights=str(weights))
+    xs = np.random.default_rng(5).uniform(-50, 50, (6, 100, 3, 32, 32)).astype(np.float32)
+    for x in xs:
+        client.forward(data=x)  # returns before the cloud has taken the batch in
+    client.close()
+    server.join()
+    cloud.close()
+    assert server.error is None, server.error
+    assert len(server.outputs) == len(xs)  # none lost, none duplicated, in order
+    for got, x in zip(server.outputs, xs):
+        np.testing.assert_array_equal(got, whole.forward(data=x)["prob"])

@@ -54,6 +54,13 @@ class Sink(Layer):
         except WireError as exc:
             raise reword(exc, f"sink layer '{self.name}' -> {self.peer}: ") from None
         self.return_shapes = {b.name: b.shape for b in self.session.peer.returns}
+        self.sender = None
+        if self.window > 1 and not self.returns:
+            from ..wire.background import BackgroundSender
+
+            # Send while the net computes the next batch (the stop-and-wait
+            # study setting, window 1, sends in the caller's thread).
+            self.sender = BackgroundSender(self.session, {n: a.shape for n, a in arrays.items()}, self.window)
 
     def reshape(self, bottoms, tops):
         for name, top in zip(self.returns, tops):
@@ -62,6 +69,9 @@ class Sink(Layer):
     def forward(self, bottoms, tops):
         blobs = {n: asnumpy(b.data) for n, b in zip(self.bottom_names, bottoms)}
         try:
+            if self.sender is not None:
+                self.sender.submit(blobs)
+                return
             self.session.send(blobs)
             if self.returns:
                 result = self.session.result(self.ack_timeout)
@@ -83,10 +93,19 @@ class Sink(Layer):
         if session is None:
             return
         self.session = None
+        sender, self.sender = self.sender, None
         if abort:
             session.fail(f"client net stopped (sink layer '{self.name}')")
+            if sender is not None:
+                try:
+                    sender.close()  # its pending send fails at once on the closed socket
+                except WireError:
+                    pass
             return
         try:
+            if sender is not None:
+                sender.close()  # the last batches go out before BYE
             session.close(self.ack_timeout)
         except WireError as exc:
+            session.fail(f"sink layer '{self.name}' failed: {exc}")
             raise reword(exc, f"sink layer '{self.name}' -> {self.peer}: ") from None
