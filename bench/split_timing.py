@@ -24,11 +24,12 @@ Here the client and the cloud share one 2-core machine (each process gets
 had separate machines.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/split_timing.py
-    ... bench/split_timing.py --counts 4,16,32 --iterations 5     # quick run
-    ... bench/split_timing.py --wire float32,uint8                 # also time other wire dtypes
+    ... bench/split_timing.py --counts 4,16,32 --iterations 5 --wire float32   # quick run
 
-Writes bench/results/split_timing.md, split_timing.json and
-split_timing_split1.png / split_timing_split2.png.
+By default both the float32 wire and the uint8 wire (one byte per element,
+as the study counts sizes) are timed. Writes bench/results/split_timing.md,
+split_timing.json, split_timing_split{1,2}.png (float32) and
+split_timing_split{1,2}_uint8.png.
 """
 from __future__ import annotations
 
@@ -225,17 +226,15 @@ def write_halves(variant: Variant, after: str, workdir: Path, *, window: int, wi
 def client_role(argv: list[str]) -> int:
     """``split_timing.py _client MODEL WEIGHTS --batches N``: run the client net, print one JSON line of timings.
 
-    ``--threaded-send`` is a bench-side prototype, not library behaviour: the
-    Sink's forward only queues a copy of its blobs and a helper thread does
-    the session's (paced) send, so the client computes the next batch while
-    the link carries this one (up to the Sink's window batches queued).
+    Per batch: the forward's wall time and the time spent in the Sink layer;
+    per DATA frame (sent by the Sink, or by its background sender thread when
+    window > 1): bytes, seconds in the paced send, and when it ended.
     """
     ap = argparse.ArgumentParser(prog="split_timing.py _client")
     ap.add_argument("model")
     ap.add_argument("weights")
     ap.add_argument("--batches", type=int, required=True)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--threaded-send", action="store_true")
     a = ap.parse_args(argv)
     import numpy as np
     from threadpoolctl import threadpool_limits
@@ -252,7 +251,6 @@ def client_role(argv: list[str]) -> int:
     rec: dict[str, list] = {"total": [], "sink": [], "send": [], "bytes": []}
     sends: list[tuple[int, float, float]] = []  # (bytes, seconds, end time) of each DATA frame, in order
     cur = {"sink": 0.0}
-    sender = None
     if sinks:
         sink = sinks[0]
         transport = sink.session.transport
@@ -268,35 +266,6 @@ def client_role(argv: list[str]) -> int:
                 sends.append((transport.bytes_sent - before, t1 - t0, t1))
 
         transport.send = timed_send  # after setup: only DATA frames (and the final BYE) go through it
-
-        if a.threaded_send:
-            import queue as queue_mod
-
-            jobs: queue_mod.Queue = queue_mod.Queue(maxsize=max(1, sink.window))
-            errors: list[BaseException] = []
-
-            def pump():
-                while True:
-                    blobs = jobs.get()
-                    if blobs is None:
-                        return
-                    try:
-                        sink.session.send(blobs)
-                        if sink.window == 1:
-                            sink.session.flush()
-                    except BaseException as exc:  # reported by the next forward
-                        errors.append(exc)
-                        return
-
-            sender = threading.Thread(target=pump, daemon=True)
-            sender.start()
-
-            def queued_forward(bottoms, tops):
-                if errors:
-                    raise errors[0]
-                jobs.put({n: np.array(b.data, copy=True) for n, b in zip(sink.bottom_names, bottoms)})
-
-            real_forward = queued_forward
 
         def timed_forward(bottoms, tops):
             t0 = time.perf_counter()
@@ -320,12 +289,9 @@ def client_role(argv: list[str]) -> int:
         ok = True
     finally:
         t0 = time.perf_counter()
-        if sender is not None:
-            jobs.put(None)
-            sender.join(600)
-        data_frames = sends[: a.batches]  # before the BYE
-        net.close(abort=not ok)  # the Sink's BYE waits for the last ACK
+        net.close(abort=not ok)  # a background sender finishes first; the Sink's BYE waits for the last ACK
         close_s = time.perf_counter() - t0
+    data_frames = sends[: a.batches]  # the DATA frames, in order; the BYE came last
     rec["bytes"] = [f[0] for f in data_frames] + [0] * (a.batches - len(data_frames))
     rec["send"] = [f[1] for f in data_frames] + [0.0] * (a.batches - len(data_frames))
     rec["send_end"] = [f[2] for f in data_frames]  # perf_counter times: their differences are the link's period
@@ -541,8 +507,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=2, help="batches run first and not measured")
     ap.add_argument("--threads", type=int, default=1, help="BLAS/kernel threads per process")
     ap.add_argument("--rate", default=RATE, help="emulated link (Sink bandwidth)")
-    ap.add_argument("--wire", default="float32", help="wire dtypes to time, e.g. float32,uint8")
+    ap.add_argument("--wire", default="float32,uint8",
+                    help="wire dtypes to time (default float32,uint8; uint8 = the study's 1 byte/element)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite split_timing.md and the plots from OUT/split_timing.json, running nothing")
     args = ap.parse_args(argv)
     counts = sorted({int(x) for x in args.counts.split(",")})
     splits = [s for s in args.splits.split(",") if s]
@@ -550,6 +519,18 @@ def main(argv: list[str] | None = None) -> int:
     for w in wires:
         if w not in WIRES:
             ap.error(f"unknown wire dtype {w}")
+    if args.report_only:
+        saved = json.loads((args.out / "split_timing.json").read_text())
+        old = saved.get("args", {})
+        args.rate = old.get("rate", args.rate)
+        rows = saved["rows"]
+        splits = [s for s in SPLITS if any(r["split"] == s for r in rows)]
+        wires = [w for w in WIRES if any(r["wire"] == w for r in rows)]
+        counts = sorted({r["n"] for r in rows})
+        args.command = saved.get("command") or "(see split_timing.json)"
+        report(args, rows, saved["header"], saved["footer"], counts, splits, wires)
+        return 0
+    args.command = " ".join(["bench/split_timing.py", *(argv if argv is not None else sys.argv[1:])])
     batches = args.warmup + args.iterations
     t_start = time.perf_counter()
 
@@ -625,6 +606,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+#: Two modes closer than this (relative to the faster) are called a tie: on this shared
+#: machine repeated runs move by about that much.
+TIE = 0.02
+
+
+def versus(a: float, b: float) -> str:
+    """'<', '>' or '=' (a tie within TIE) for two times."""
+    if abs(a - b) <= TIE * min(a, b):
+        return "="
+    return "<" if a < b else ">"
+
+
 def winners(rows, split, wire="float32"):
     out = {}
     for n in sorted({r["n"] for r in rows if r["split"] == split}):
@@ -636,51 +629,78 @@ def winners(rows, split, wire="float32"):
 
 def report(args, rows, header, footer, counts, splits, wires) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "split_timing.json").write_text(json.dumps({"header": header, "footer": footer, "rows": rows,
-                                                            "args": {k: str(v) for k, v in vars(args).items()}},
-                                                           indent=1))
+    if not args.report_only:
+        (args.out / "split_timing.json").write_text(json.dumps(
+            {"header": header, "footer": footer, "rows": rows, "command": args.command,
+             "args": {k: str(v) for k, v in vars(args).items()}}, indent=1))
     md = ["# Split timing: Client vs Distribution vs Cloud at " + args.rate, "",
           "Written by `bench/split_timing.py` (command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
-          ".venv/bin/python bench/split_timing.py " + " ".join(sys.argv[1:]) + "`).", ""]
+          f".venv/bin/python {args.command}`).", ""]
     md += [f"- {h}" for h in header] + [f"- {footer}", ""]
     md += ["Columns: ms/batch = median client wall time per batch of 100 (compute + send + ACK wait); "
            "bytes = measured DATA frame bytes per batch on the socket; computed f32/f16/u8 = exact frame size "
            "for each wire dtype from the blob shapes; link = measured bytes / time in the paced send; "
-           "load = 1/5/15-min load average when the run started.", ""]
+           "load = 1/5/15-min load average when the run started; cloud outputs vs Client = largest difference between "
+           "the accuracy/loss means `tinycaffe serve` printed and the Client-mode run's over the same batches "
+           "(same weights), a check that the split computes the same net.", ""]
     lines_out = []
     for split in splits:
         layer, after = SPLITS[split]
         for wire in wires:
             md += [f"## {split}: {layer} = n filters, cut after {after} (wire {wire})", "",
                    "| n | mode | crossing blobs | ms/batch (min..max) | client compute ms | send ms | ACK wait ms "
-                   "| bytes/batch measured | computed f32 / f16 / u8 | link Mbps | load |",
-                   "|---|---|---|---|---|---|---|---|---|---|---|"]
+                   "| bytes/batch measured | computed f32 / f16 / u8 | link Mbps | cloud outputs vs Client max abs diff | load |",
+                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
             for r in rows:
                 if r["split"] != split or r["wire"] not in ("-", wire):
                     continue
                 if r["mode"] == "Client":
                     md.append(f"| {r['n']} | Client | - | {r['ms']:.1f} ({r['ms_min']:.0f}..{r['ms_max']:.0f}) "
-                              f"| {r['client_compute_ms']:.1f} | - | - | 0 | - | - | {r['load']} |")
+                              f"| {r['client_compute_ms']:.1f} | - | - | 0 | - | - | - | {r['load']} |")
                 else:
                     c = r["computed_bytes"]
                     md.append(f"| {r['n']} | {r['mode']} | {', '.join(r['crossing'])} | {r['ms']:.1f} "
                               f"({r['ms_min']:.0f}..{r['ms_max']:.0f}) | {r['client_compute_ms']:.1f} "
                               f"| {r['send_ms']:.1f} | {r['wait_ms']:.1f} | {r['bytes']:,} "
                               f"| {c['float32']:,} / {c['float16']:,} / {c['uint8']:,} | {r['rate_Mbps']:.2f} "
-                              f"| {r['load']} |")
+                              f"| {r['cloud_vs_client_maxdiff']:.2g} | {r['load']} |")
             md.append("")
             w = winners(rows, split, wire)
             md += [f"Winner per n ({wire}): " + ", ".join(f"n={n}: {m}" for n, (m, _) in w.items()), ""]
-            dist_beats = [n for n, (_, ms) in w.items() if ms["Distribution"] < ms["Cloud"]]
+            vs = {n: versus(ms["Distribution"], ms["Cloud"]) for n, (_, ms) in w.items()}
+            dist_beats = [n for n, c in vs.items() if c == "<"]
+            ties = [n for n, c in vs.items() if c == "="]
             client_fastest = all(m == "Client" for m, _ in w.values())
+            paper_beats = [n for n in w if n <= PAPER_MAX_N[split]]
+            untied = [n for n in w if n not in ties]
+            if not client_fastest:
+                verdict = "differs (Client alone is not always fastest)"
+            elif dist_beats == [n for n in paper_beats if n in untied]:
+                verdict = "agrees" + (f" where not tied (tie at n = {ties})" if ties else "")
+            else:
+                verdict = "differs"
             lines_out += [
                 f"{split} ({wire}): winner per n: " + ", ".join(f"{n}:{m}" for n, (m, _) in w.items()),
-                f"{split} ({wire}): Distribution beats Cloud at n = {dist_beats or 'none'}; "
-                f"Client alone fastest at every n: {client_fastest}",
-                f"{split} paper (fast CPU client): {PAPER[split]}; "
-                f"ours {'agrees' if dist_beats == [n for n in w if n <= PAPER_MAX_N[split]] and client_fastest else 'differs'}"
-                f" on the tested n",
+                f"{split} ({wire}): Distribution vs Cloud per n: "
+                + ", ".join(f"{n}: {ms['Distribution']:.0f} {vs[n]} {ms['Cloud']:.0f}" for n, (_, ms) in w.items())
+                + f" ms ('=' within {TIE:.0%})",
+                f"{split} ({wire}): Distribution beats Cloud at n = {dist_beats or 'none'}"
+                + (f", ties at n = {ties}" if ties else "") + f"; Client alone fastest at every n: {client_fastest}",
+                f"{split} ({wire}) vs paper (fast CPU client: {PAPER[split]}): ours {verdict} on the tested n",
             ]
+            top = max(w) if w else None
+            d = next((r for r in rows if r["split"] == split and r["n"] == top and r["mode"] == "Distribution"
+                      and r["wire"] == wire), None)
+            c = next((r for r in rows if r["split"] == split and r["n"] == top and r["mode"] == "Cloud"
+                      and r["wire"] == wire), None)
+            if d and c:
+                lines_out.append(
+                    f"{split} ({wire}) at n = {top}: Distribution = client compute {d['client_compute_ms']:.0f} + "
+                    f"send {d['send_ms']:.0f} + ACK wait {d['wait_ms']:.0f} ms; Cloud = send {c['send_ms']:.0f} ms "
+                    f"(+ {c['client_compute_ms'] + c['wait_ms']:.0f}): "
+                    + (f"Distribution wins while the client's compute stays under about "
+                       f"{c['send_ms'] - d['send_ms']:.0f} ms" if c["send_ms"] > d["send_ms"] else
+                       "Distribution cannot win here: it sends more bytes than Cloud"))
             suffix = "" if wire == "float32" else f"_{wire}"
             plot(args.out / f"split_timing_{split}{suffix}.png", rows, split, wire, args.rate, layer, after)
     md += ["## Comparison with the study", ""] + [f"- {x}" for x in lines_out] + [
@@ -690,11 +710,12 @@ def report(args, rows, header, footer, counts, splits, wires) -> None:
         "- Client and cloud share this 2-core machine, one thread each; in the study the cloud was a separate "
         "Xeon + GTX 980 node. At 10 Mbps the link dominates here as it did for the study's fast CPU client.",
         "",
-        "Plots: " + ", ".join(f"`split_timing_{s}.png`" for s in splits), ""]
+        "Plots: " + ", ".join(f"`split_timing_{s}{'' if w == 'float32' else '_' + w}.png`"
+                              for s in splits for w in wires), ""]
     (args.out / "split_timing.md").write_text("\n".join(md))
     print("\n".join(lines_out))
-    print(f"wrote {args.out / 'split_timing.md'}, split_timing.json, "
-          + ", ".join(f"split_timing_{s}.png" for s in splits))
+    print(f"wrote {args.out / 'split_timing.md'}" + ("" if args.report_only else ", split_timing.json")
+          + " and the plots")
 
 
 def plot(path: Path, rows, split, wire, rate, layer, after) -> None:

@@ -61,7 +61,7 @@ def test_uint8_through_the_codec(a):
 
 
 def test_uint8_maps_min_and_max_to_the_ends():
-    a = np.array([-1.0, 0.0, 3.0], np.float32)
+    a = np.array([-1.0, 0.5, 3.0], np.float32)
     q, scale, offset = quantize_u8(a)
     assert q[0] == 0 and q[-1] == 255 and offset == -1.0 and scale == pytest.approx(4 / 255)
 
@@ -110,3 +110,11 @@ def test_uint8_halves_and_quarters_the_bytes():
     sizes = {w: sum(len(b) for b in encode_data(0, {"x": a}, w)) for w in Encoding}
     assert sizes[Encoding.FLOAT16] < sizes[Encoding.RAW] / 2 + 200
     assert sizes[Encoding.UINT8] < sizes[Encoding.RAW] / 4 + 200
+
+
+def test_uint8_carries_labels_exactly():
+    # A label blob crosses the cut beside the features: it must not come back as 0.988.
+    labels = np.arange(10, dtype=np.float32)
+    assert np.array_equal(through_wire({"label": labels}, Encoding.UINT8)["label"], labels)
+    ids = np.array([3.0, 258.0, 100.0], np.float32)  # a 255-wide span of whole numbers
+    assert np.array_equal(through_wire({"ids": ids}, Encoding.UINT8)["ids"], ids)

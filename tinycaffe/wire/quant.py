@@ -28,7 +28,11 @@ def quantize_u8(a: np.ndarray) -> tuple[np.ndarray, float, float]:
     if not hi - lo <= _MAX_RANGE:
         raise LocalProtocolError(f"blob range {lo:g}..{hi:g} is too wide to quantise to uint8")
     scale = (hi - lo) / 255.0
-    if scale < 1e-300:
+    if hi - lo <= 255.0 and np.array_equal(a, np.rint(a)):
+        # Whole numbers spanning at most 256 values (labels, class ids): a step
+        # of 1 carries them exactly, where min..max over 255 steps would not.
+        scale = 1.0
+    elif scale < 1e-300:
         # A constant blob, or a range so tiny that /255 underflows: one step
         # spanning the whole range still keeps the error within scale/2.
         scale = (hi - lo) if hi > lo else 1.0
