@@ -224,6 +224,7 @@ def main() -> None:
         "cifar10_full_train_test.prototxt": full_net("CIFAR10_full", FULL_DATA, False),
         "cifar10_full.prototxt": full_net("CIFAR10_full_deploy", input_layer(), True),
         "cifar10_full_sample.prototxt": full_net("CIFAR10_full_sample", SAMPLE_DATA, False),
+        "cifar10_quick_sample.prototxt": quick_net("CIFAR10_quick_sample", SAMPLE_DATA, False),
         "cifar10_quick_train_test.prototxt": quick_net("CIFAR10_quick", FULL_DATA, False),
         "cifar10_quick.prototxt": quick_net("CIFAR10_quick_deploy", input_layer(), True),
     }

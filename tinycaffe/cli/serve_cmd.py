@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from ..errors import EndOfStream
+from ..errors import EndOfStream, WireError
 from .common import device, model_path, set_threads
 from .scores import Scores
 
@@ -23,6 +24,7 @@ def run_serve(args: argparse.Namespace) -> int:
     print("serving " + ", ".join(f"source '{s.name}' on {s.where.rsplit(':', 1)[0]}:{s.port}" for s in sources),
           flush=True)
     ok = False
+    code = 0
     try:
         while True:
             scores = Scores(args.quiet)
@@ -31,11 +33,19 @@ def run_serve(args: argparse.Namespace) -> int:
                     scores.add(net.forward(), net.loss)
             except EndOfStream:
                 pass
-            print(f"client done after {scores.batches} batches")
+            except WireError as exc:
+                # A client that failed or vanished ends its own stream, not the server.
+                print(f"tinycaffe: error: client failed after {scores.batches} batches: {exc}",
+                      file=sys.stderr, flush=True)
+                code = 1
+                if args.keep_serving:
+                    continue
+                break
+            print(f"client done after {scores.batches} batches", flush=True)
             scores.report(net.output_loss_weights())
             if not args.keep_serving:
                 break
         ok = True
     finally:
         net.close(abort=not ok)
-    return 0
+    return code

@@ -119,6 +119,7 @@ class Source(Layer):
             frame = self.session.receive(self.timeout)
         except WireError as exc:
             self._drop()
+            self._start_accept()  # a server may go on with the next client
             raise reword(exc, f"source layer '{self.name}' on {self.where}: ") from None
         if frame is None:
             self._drop()
@@ -153,6 +154,7 @@ class Source(Layer):
             frame = self.session.receive(self.timeout)
         except WireError as exc:
             self._drop()
+            self._start_accept()  # a server may go on with the next client
             raise reword(exc, f"source layer '{self.name}' on {self.where}: ") from None
         self._drop()
         if frame is not None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tinycaffe.wire.endpoint import Endpoint
+from tinycaffe.errors import WireError
 from tinycaffe.wire.errors import ErrorCode, LocalProtocolError, PeerError, ProtocolError, TransportError
 from tinycaffe.wire.frames import CLOSED, ByeFrame, DataFrame, ErrorFrame, Event, HelloFrame, ResultFrame
 from tinycaffe.wire.hello import Hello
@@ -163,8 +164,25 @@ class SinkSession(_Session):
         while ep.in_flight >= ep.window and not ep.failed and not ep.bye_received:
             self._pump(self.ack_timeout, f"the ACK of DATA seq {ep.oldest_unacked}")
         seq, bufs = ep.send_data(blobs)
-        self.transport.send(bufs)
+        try:
+            self.transport.send(bufs)
+        except TransportError:
+            self._raise_peer_reason()
+            raise
         return seq
+
+    def _raise_peer_reason(self) -> None:
+        """After a failed write: if the source said why it stopped (ERROR), raise that instead."""
+        try:
+            while True:
+                ev = self.transport.receive(self.endpoint, _ERROR_SEND_TIMEOUT, "the source's ERROR")
+                if isinstance(ev, ErrorFrame) or ev is CLOSED:
+                    break
+        except (WireError, OSError):
+            return  # nothing readable: the write error stands
+        if isinstance(ev, ErrorFrame):
+            self.transport.close()
+            raise PeerError(f"{self.transport.peer} stopped with ERROR {ev.code}: {ev.message}", ev.code, ev.message)
 
     def flush(self) -> None:
         """Wait until every DATA frame sent so far is ACKed."""
