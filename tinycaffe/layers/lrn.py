@@ -27,8 +27,8 @@ class LRN(Layer):
         tops[0].reshape(bottoms[0].shape)
 
     def forward(self, bottoms, tops):
-        tops[0].data[...] = kernels.lrn_forward(
-            bottoms[0].data, self.size, self.alpha, self.beta, self.k, self.region
+        kernels.lrn_forward(
+            bottoms[0].data, self.size, self.alpha, self.beta, self.k, self.region, out=tops[0].data
         )
 
     def backward(self, tops, propagate_down, bottoms):

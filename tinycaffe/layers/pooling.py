@@ -65,9 +65,12 @@ class Pooling(Layer):
 
     def forward(self, bottoms, tops):
         method = "max" if self.method == MAX else "ave"
-        y = kernels.pool_forward(bottoms[0].data, method, self.kernel, self.stride, self.pad)
         oh, ow = self.out_hw
-        tops[0].data[...] = y[:, :, :oh, :ow]  # FLOOR rounding keeps a prefix of CEIL's windows
+        if self.round_mode == CEIL:
+            kernels.pool_forward(bottoms[0].data, method, self.kernel, self.stride, self.pad, out=tops[0].data)
+        else:  # FLOOR rounding keeps a prefix of CEIL's windows
+            y = kernels.pool_forward(bottoms[0].data, method, self.kernel, self.stride, self.pad)
+            tops[0].data[...] = y[:, :, :oh, :ow]
         if len(tops) == 2:
             tops[1].data[...] = self._max_mask(bottoms[0].data)[:, :, :oh, :ow]
 
