@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import mmap
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, NamedTuple, Sequence, Union
 
@@ -26,6 +25,7 @@ from google.protobuf.message import DecodeError
 
 from tinycaffe.errors import FormatError
 from tinycaffe.proto import caffe_pb2
+from tinycaffe.proto.atomic import write_atomic
 from tinycaffe.proto.upgrade import net_needs_upgrade, upgrade_net
 from tinycaffe.proto.wire_format import (
     FIXED32,
@@ -383,16 +383,7 @@ def write_caffemodel(
             body += [len_header(_LAYER_BLOBS, sum(len(p) for p in blob)), *blob]
         pieces += [len_header(_NET_LAYER, sum(len(p) for p in body)), *body]
 
-    target = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent or ".")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for piece in pieces:
-                    f.write(piece)
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomic(path, pieces)
     except OSError as exc:
         raise FormatError(f"{os.fspath(path)}: cannot write: {exc.strerror or exc}") from None

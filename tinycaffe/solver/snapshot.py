@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError
 from ..backend import asnumpy
 from ..errors import FormatError
 from ..proto import caffe_pb2
+from ..proto.atomic import write_atomic
 from ..proto.caffemodel import encode_blob
 from ..proto.wire_format import len_header
 
@@ -166,16 +167,7 @@ def _read_state_hdf5(path: str) -> SolverStateData:
 
 
 def _write_bytes(path: str, pieces: list[Any]) -> None:
-    # Write next to the target and rename, so a Ctrl-C never leaves half a snapshot.
-    tmp = f"{path}.tmp{os.getpid()}"
     try:
-        with open(tmp, "wb") as f:
-            for p in pieces:
-                f.write(p)
-        os.replace(tmp, path)
+        write_atomic(path, pieces)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise FormatError(f"{path}: cannot write: {exc.strerror or exc}") from None
