@@ -106,5 +106,5 @@ class Pooling(Layer):
             padded = self.xp.zeros(dy.shape[:2] + (oh, ow), dtype=dy.dtype)
             padded[:, :, : dy.shape[2], : dy.shape[3]] = dy
             dy = padded
-        y = kernels.pool_forward(x, method, self.kernel, self.stride, self.pad)
-        bottoms[0].diff[...] = kernels.pool_backward(x, y, dy, method, self.kernel, self.stride, self.pad)
+        # The kernels find each window's maximum again from x: no forward rerun needed.
+        bottoms[0].diff[...] = kernels.pool_backward(x, None, dy, method, self.kernel, self.stride, self.pad)
