@@ -250,3 +250,15 @@ def test_window_above_one_sends_in_the_background_and_loses_nothing(weights):
     assert len(server.outputs) == len(xs)  # none lost, none duplicated, in order
     for got, x in zip(server.outputs, xs):
         np.testing.assert_array_equal(got, whole.forward(data=x)["prob"])
+
+
+def test_a_net_that_fails_to_build_releases_its_port():
+    port = free_port()
+    text = (
+        f'layer {{ name: "src" type: "Source" top: "x" source_param {{ port: {port} }}'
+        ' input_param { shape { dim: [2, 3] } } }'
+        'layer { name: "bad" type: "Convolution" bottom: "x" top: "y" convolution_param { num_output: 1 kernel_size: 1 } }'
+    )
+    for _ in range(2):  # the second build can listen again only if the first let go
+        with pytest.raises(tinycaffe.ShapeError, match="layer 'bad'"):
+            tinycaffe.Net(text)

@@ -63,57 +63,62 @@ class Net:
         self.inputs: list[str] = []
         self.layer_times: dict[str, list[float]] = {}
 
-        available: list[str] = []
-        for lp in self.param.layer:
-            if lp.name in self.layer_names:
-                raise NetError(f"two layers are named '{lp.name}': layer names must be unique")
-            layer = create_layer(lp, phase, self.xp)
-            layer.rng = self.rng
-            layer.bottom_names = given_bottoms.get(lp.name, list(lp.bottom))
-            layer.check_counts(len(lp.bottom), len(lp.top))
-            bottoms = [self.blobs[b] for b in lp.bottom]  # insert_splits checked they exist
-            tops = []
-            for j, t in enumerate(lp.top):
-                in_place = j < len(lp.bottom) and lp.bottom[j] == t
-                if in_place:
-                    tops.append(self.blobs[t])
-                elif t in self.blobs:
-                    raise NetError(
-                        f"layer '{lp.name}': top blob '{t}' is already produced by an earlier "
-                        "layer (only in-place layers may reuse a blob name, at the same position)"
-                    )
-                else:
-                    blob = Blob(t, self.xp)
-                    self.blobs[t] = blob
-                    tops.append(blob)
-            for b in lp.bottom:
-                if b in available:
-                    available.remove(b)
-            available.extend(t for t in lp.top if t not in available)
-            if lp.type == "Input":
-                self.inputs.extend(lp.top)
-            self.layers.append(layer)
-            self.layer_names.append(lp.name)
-            self.bottom_names.append(list(lp.bottom))
-            self.top_names.append(list(lp.top))
-            self._bottoms.append(bottoms)
-            self._tops.append(tops)
-            self._run_step(len(self.layers) - 1, "setup")
-            self._run_step(len(self.layers) - 1, "reshape")
-        # Caffe keeps unconsumed blobs in a sorted set: outputs come in name order.
-        self.outputs: list[str] = sorted(available)
-        self._loss_weights = [self._top_loss_weights(i) for i in range(len(self.layers))]
-        self.learnable_params: list[LearnableParam] = share_named_params(self)
-        self.params: "OrderedDict[str, list[Blob]]" = OrderedDict(
-            (name, layer.blobs) for name, layer in zip(self.layer_names, self.layers) if layer.blobs
-        )
-        self._need_backward, self._propagate_down = plan_backward(self)
-        if weights is not None:
-            self.copy_from(weights)
-        self._after_forward = [l for l in self.layers if hasattr(l, "after_net_forward")]
-        for layer in self.layers:
-            if hasattr(layer, "on_net_ready"):
-                layer.on_net_ready(self)
+        try:
+            available: list[str] = []
+            for lp in self.param.layer:
+                if lp.name in self.layer_names:
+                    raise NetError(f"two layers are named '{lp.name}': layer names must be unique")
+                layer = create_layer(lp, phase, self.xp)
+                layer.rng = self.rng
+                layer.bottom_names = given_bottoms.get(lp.name, list(lp.bottom))
+                layer.check_counts(len(lp.bottom), len(lp.top))
+                bottoms = [self.blobs[b] for b in lp.bottom]  # insert_splits checked they exist
+                tops = []
+                for j, t in enumerate(lp.top):
+                    in_place = j < len(lp.bottom) and lp.bottom[j] == t
+                    if in_place:
+                        tops.append(self.blobs[t])
+                    elif t in self.blobs:
+                        raise NetError(
+                            f"layer '{lp.name}': top blob '{t}' is already produced by an earlier "
+                            "layer (only in-place layers may reuse a blob name, at the same position)"
+                        )
+                    else:
+                        blob = Blob(t, self.xp)
+                        self.blobs[t] = blob
+                        tops.append(blob)
+                for b in lp.bottom:
+                    if b in available:
+                        available.remove(b)
+                available.extend(t for t in lp.top if t not in available)
+                if lp.type == "Input":
+                    self.inputs.extend(lp.top)
+                self.layers.append(layer)
+                self.layer_names.append(lp.name)
+                self.bottom_names.append(list(lp.bottom))
+                self.top_names.append(list(lp.top))
+                self._bottoms.append(bottoms)
+                self._tops.append(tops)
+                self._run_step(len(self.layers) - 1, "setup")
+                self._run_step(len(self.layers) - 1, "reshape")
+            # Caffe keeps unconsumed blobs in a sorted set: outputs come in name order.
+            self.outputs: list[str] = sorted(available)
+            self._loss_weights = [self._top_loss_weights(i) for i in range(len(self.layers))]
+            self.learnable_params: list[LearnableParam] = share_named_params(self)
+            self.params: "OrderedDict[str, list[Blob]]" = OrderedDict(
+                (name, layer.blobs) for name, layer in zip(self.layer_names, self.layers) if layer.blobs
+            )
+            self._need_backward, self._propagate_down = plan_backward(self)
+            if weights is not None:
+                self.copy_from(weights)
+            self._after_forward = [l for l in self.layers if hasattr(l, "after_net_forward")]
+            for layer in self.layers:
+                if hasattr(layer, "on_net_ready"):
+                    layer.on_net_ready(self)
+        except BaseException:
+            # Release what the layers built so far hold (threads, sockets, LMDBs).
+            self.close(abort=True)
+            raise
 
     # -- running -----------------------------------------------------------------
     def _run_step(self, i: int, step: str) -> None:
@@ -294,10 +299,20 @@ class Net:
         ``abort=True`` (after an error or Ctrl-C) tells peers the run failed
         instead of ending it cleanly.
         """
+        first_error: BaseException | None = None
         for layer in self.layers:
             closer = getattr(layer, "close", None)
-            if closer is not None:
+            if closer is None:
+                continue
+            try:
                 closer(abort)
+            except Exception as exc:  # close every layer, then report the first failure
+                if first_error is None:
+                    first_error = exc
+        # When aborting, the run already failed: a layer that was only half set up
+        # may fail to close, and that must not hide the original error.
+        if first_error is not None and not abort:
+            raise first_error
 
     # -- weights -----------------------------------------------------------------
     def copy_from(self, weights: str | Path | Mapping[str, list]) -> list[str]:
