@@ -19,41 +19,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tinycaffe.layers import create_layer
-from tinycaffe.net.blob import Blob
 
-from .util import layer_param
+from .util import make_layer
 
 
 def build_layer(text: str, bottoms: Sequence[np.ndarray], n_tops: int = 1, phase: str = "train",
                 params: Sequence[np.ndarray] | None = None, seed: int = 0, in_place: bool = False):
-    """Set up and reshape a layer on float32 copies of ``bottoms``; returns (layer, bottoms, tops).
-
-    ``in_place`` makes top i the same blob as bottom i (as a prototxt with
-    top == bottom does). ``params`` overwrite the layer's blobs after setup.
-    """
-    lp = layer_param(text)
-    if not lp.name:
-        lp.name = "under_test"
-    layer = create_layer(lp, phase, np)
-    layer.rng = np.random.default_rng(seed)
-    bottom_blobs = []
-    for i, arr in enumerate(bottoms):
-        b = Blob(f"b{i}", np, np.shape(arr))
-        b.data[...] = np.asarray(arr, dtype=np.float32)
-        bottom_blobs.append(b)
-    if in_place:
-        top_blobs = [bottom_blobs[i] if i < len(bottom_blobs) else Blob(f"t{i}", np) for i in range(n_tops)]
-    else:
-        top_blobs = [Blob(f"t{i}", np) for i in range(n_tops)]
-    layer.check_counts(len(bottom_blobs), len(top_blobs))
-    layer.setup(bottom_blobs, top_blobs)
-    if params is not None:
-        assert len(params) == len(layer.blobs), (len(params), len(layer.blobs))
-        for blob, value in zip(layer.blobs, params):
-            blob.data[...] = np.asarray(value, dtype=np.float32).reshape(blob.shape)
-    layer.reshape(bottom_blobs, top_blobs)
-    return layer, bottom_blobs, top_blobs
+    """``util.make_layer`` with the TRAIN phase by default (gradients are checked in training)."""
+    return make_layer(text, bottoms, n_tops, phase, seed, params, in_place)
 
 
 def forward_backward(text: str, bottoms: Sequence[np.ndarray], top_diffs: Sequence[np.ndarray] | None = None,

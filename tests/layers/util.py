@@ -16,8 +16,13 @@ def layer_param(text: str) -> "caffe_pb2.LayerParameter":
     return text_format.Parse(text, caffe_pb2.LayerParameter())
 
 
-def make_layer(text: str, bottoms: Sequence[np.ndarray], n_tops: int = 1, phase: str = "test", seed: int = 0):
-    """Build, set up and reshape a layer on the given bottoms; returns (layer, bottoms, tops)."""
+def make_layer(text: str, bottoms: Sequence[np.ndarray], n_tops: int = 1, phase: str = "test", seed: int = 0,
+               params: Sequence[np.ndarray] | None = None, in_place: bool = False):
+    """Build, set up and reshape a layer on float32 copies of ``bottoms``; returns (layer, bottoms, tops).
+
+    ``in_place`` makes top i the same blob as bottom i (as a prototxt with
+    top == bottom does). ``params`` overwrite the layer's blobs after setup.
+    """
     lp = layer_param(text)
     if not lp.name:
         lp.name = "under_test"
@@ -28,9 +33,16 @@ def make_layer(text: str, bottoms: Sequence[np.ndarray], n_tops: int = 1, phase:
         b = Blob(f"b{i}", np, np.shape(arr))
         b.data[...] = np.asarray(arr, dtype=np.float32)
         bottom_blobs.append(b)
-    top_blobs = [Blob(f"t{i}", np) for i in range(n_tops)]
+    if in_place:
+        top_blobs = [bottom_blobs[i] if i < len(bottom_blobs) else Blob(f"t{i}", np) for i in range(n_tops)]
+    else:
+        top_blobs = [Blob(f"t{i}", np) for i in range(n_tops)]
     layer.check_counts(len(bottom_blobs), len(top_blobs))
     layer.setup(bottom_blobs, top_blobs)
+    if params is not None:
+        assert len(params) == len(layer.blobs), (len(params), len(layer.blobs))
+        for blob, value in zip(layer.blobs, params):
+            blob.data[...] = np.asarray(value, dtype=np.float32).reshape(blob.shape)
     layer.reshape(bottom_blobs, top_blobs)
     return layer, bottom_blobs, top_blobs
 
@@ -38,10 +50,6 @@ def make_layer(text: str, bottoms: Sequence[np.ndarray], n_tops: int = 1, phase:
 def run_layer(text: str, bottoms: Sequence[np.ndarray], n_tops: int = 1, phase: str = "test",
               params: Sequence[np.ndarray] | None = None, seed: int = 0) -> list[np.ndarray]:
     """Forward one layer; ``params`` (if given) overwrite its learnable blobs first."""
-    layer, bottom_blobs, top_blobs = make_layer(text, bottoms, n_tops, phase, seed)
-    if params is not None:
-        assert len(params) == len(layer.blobs), (len(params), len(layer.blobs))
-        for blob, value in zip(layer.blobs, params):
-            blob.data[...] = np.asarray(value, dtype=np.float32).reshape(blob.shape)
+    layer, bottom_blobs, top_blobs = make_layer(text, bottoms, n_tops, phase, seed, params)
     layer.forward(bottom_blobs, top_blobs)
     return [np.array(t.data) for t in top_blobs]

@@ -15,7 +15,6 @@ left out, except for one solver that embeds a V1 net.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -7,7 +7,7 @@ The Net drives that order; a layer only fills in the steps it needs.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import ClassVar, Sequence
+from typing import ClassVar, NoReturn, Sequence
 
 import numpy as np
 
@@ -42,11 +42,11 @@ class Layer:
         self.rng: np.random.Generator = np.random.default_rng(0)
 
     # -- helpers for subclasses ------------------------------------------------
-    def fail(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+    def fail(self, message: str) -> NoReturn:
         """Raise a ShapeError that names this layer."""
         raise ShapeError(f"layer '{self.name}' (type {self.type}): {message}")
 
-    def bad_param(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+    def bad_param(self, message: str) -> NoReturn:
         """Raise a NetError for a bad parameter of this layer."""
         raise NetError(f"layer '{self.name}' (type {self.type}): {message}")
 
