@@ -1,10 +1,11 @@
 """Source: the first layer of a cloud net; its tops arrive over TCP from a client's Sink.
 
 The Source listens, accepts a Sink and answers its HELLO in the background
-as soon as the net is built; the first forward waits for that client. Each forward takes one batch, ACKs it at once (so the client
-can go on) and fills the tops; after the net's forward, blobs named in
-``return_top`` go back to the Sink as a RESULT. When the Sink says BYE, the
-forward raises EndOfStream; the next forward waits for a new client.
+as soon as the net is built; the first forward waits for that client. Each
+forward takes one batch, ACKs it at once (so the client can go on) and fills
+the tops; after the net's forward, blobs named in ``return_top`` go back to
+the Sink as a RESULT. When the Sink says BYE, the forward raises EndOfStream;
+the next forward waits for a new client.
 """
 from __future__ import annotations
 
@@ -48,9 +49,9 @@ class Source(Layer):
         self.returns = list(p.return_top)
         self.timeout = float(p.timeout) or FOREVER
         self.where = f"{p.bind}:{p.port}"
-        self._placeholder = Hello("source", self.name, (), wire="any")
         try:
-            self.server = SourceServer(self._placeholder, p.bind, int(p.port))
+            # The real HELLO (with the return blobs' shapes) is set once the net is built.
+            self.server = SourceServer(Hello("source", self.name, (), wire="any"), p.bind, int(p.port))
         except WireError as exc:
             raise reword(exc, f"source layer '{self.name}': ") from None
         self.session = None
