@@ -27,7 +27,7 @@ except ImportError:  # Numba missing or broken: the vectorised NumPy path still 
     numba_kernels = None  # type: ignore[assignment]
 
 __all__ = [
-    "conv_out_size", "pool_out_size", "conv_forward", "conv_backward",
+    "conv_out_size", "pool_out_size", "conv_forward", "conv_backward", "conv_transpose",
     "pool_forward", "pool_backward", "lrn_forward", "lrn_backward",
     "get_num_threads", "set_num_threads", "implementation",
 ]
@@ -63,6 +63,18 @@ def conv_backward(x: Array, w: Array, dy: Array, stride: IntPair = (1, 1),
     dy has y's shape; dw has w's shape; db is (M,) (ignore it without a bias).
     """
     return implementation(x).conv_backward(x, w, dy, stride, pad, dilation, group, need_dx)
+
+
+def conv_transpose(x: Array, w: Array, b: Optional[Array], stride: IntPair = (1, 1),
+                   pad: IntPair = (0, 0), dilation: IntPair = (1, 1), group: int = 1,
+                   out_hw: tuple[int, int] = (0, 0)) -> Array:
+    """The adjoint of conv_forward (Caffe's Deconvolution forward).
+
+    x (N, M, H, W), w (M, C//group, KH, KW) as Caffe stores deconvolution
+    weights, b (C,) or None -> y (N, C, OH, OW) with ``out_hw`` = (OH, OW) such
+    that conv_out_size(OH, ...) == H. Runs the xp-generic NumPy/CuPy code.
+    """
+    return numpy_kernels.conv_transpose(x, w, b, stride, pad, dilation, group, out_hw=out_hw)
 
 
 def pool_forward(x: Array, method: str, kernel: IntPair, stride: IntPair, pad: IntPair,

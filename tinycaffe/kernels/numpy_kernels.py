@@ -124,6 +124,27 @@ def conv_backward(x, w, dy, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1,
     return dx, dwg.reshape(w.shape), db
 
 
+def conv_transpose(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1, out_hw=None):
+    """See tinycaffe.kernels.conv_transpose."""
+    xp = get_array_module(x)
+    stride, pad, dilation = pair(stride), pair(pad), pair(dilation)
+    n, m, h, wd = x.shape
+    _, cg, kh, kw = w.shape
+    c = cg * group
+    mg, kg = m // group, cg * kh * kw
+    wg = w.reshape(group, mg, kg)
+    x3 = x.reshape(n, m, h * wd)
+    dcol = xp.empty((n, c * kh * kw, h * wd), dtype=x.dtype)
+    for g in range(group):
+        _matmul_into(xp, wg[g].T, x3[:, g * mg:(g + 1) * mg], dcol[:, g * kg:(g + 1) * kg])
+    # The input of the transposed conv plays the role of a conv's output (h, wd).
+    y = _col2im(xp, dcol, (n, c, *out_hw), kh, kw, stride, pad, dilation, h, wd)
+    y = xp.ascontiguousarray(y)
+    if b is not None:
+        y += b[None, :, None, None]
+    return y
+
+
 def _pool_geometry(x, kernel, stride, pad):
     (kh, kw), (sh, sw), (ph, pw) = pair(kernel), pair(stride), pair(pad)
     h, w = x.shape[2], x.shape[3]

@@ -37,12 +37,13 @@ class Convolution(Layer):
         self.channels = shape[1]
         if self.channels % self.group:
             self.fail(f"input channels {self.channels} are not divisible by group {self.group}")
-        self.add_param_blob(
-            (self.num_output, self.channels // self.group, *self.kernel), "weight", p.weight_filler
-        )
+        self.add_param_blob(self.weight_shape(), "weight", p.weight_filler)
         self.bias_term = bool(p.bias_term)
         if self.bias_term:
             self.add_param_blob((self.num_output,), "bias", p.bias_filler)
+
+    def weight_shape(self) -> tuple[int, ...]:
+        return (self.num_output, self.channels // self.group, *self.kernel)
 
     def output_hw(self, h: int, w: int) -> tuple[int, int]:
         oh = kernels.conv_out_size(h, self.kernel[0], self.stride[0], self.pad[0], self.dilation[0])
