@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Layer
-from .loss_common import label_layout
+from .loss_common import label_layout, read_labels
 from .params import canonical_axis
 from .registry import register
 
@@ -34,12 +34,7 @@ class Accuracy(Layer):
         xp = self.xp
         c = self.classes
         scores = bottoms[0].data.reshape(self.outer, c, self.inner)
-        labels = bottoms[1].data.reshape(self.outer, self.inner).astype(np.int64)
-        valid = labels != self.ignore_label if self.ignore_label is not None else xp.ones_like(labels, dtype=bool)
-        bad = valid & ((labels < 0) | (labels >= c))
-        if bool(bad.any()):
-            self.fail(f"label values must lie in [0, {c}); found {int(labels[bad][0])}")
-        safe = xp.where(valid, labels, 0)
+        safe, valid = read_labels(self, bottoms[1], self.outer, self.inner, c, self.ignore_label)
         true_score = xp.take_along_axis(scores, safe[:, None, :], axis=1)
         # Caffe counts every other class scoring at least as high: a tie counts against the label.
         better = (scores >= true_score).sum(axis=1) - 1
@@ -49,7 +44,7 @@ class Accuracy(Layer):
         if len(tops) == 2:
             per_class = xp.zeros(c, dtype=np.float32)
             for k in range(c):
-                of_k = valid & (labels == k)
+                of_k = valid & (safe == k)
                 n = int(of_k.sum())
                 per_class[k] = float((correct & of_k).sum()) / n if n else 0.0
             tops[1].data[...] = per_class

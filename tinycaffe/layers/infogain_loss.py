@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import TinyCaffeError
 from .base import Layer
-from .loss_common import label_layout, normalization_mode, normalizer
+from .loss_common import label_layout, normalization_mode, normalizer, read_labels
 from .params import canonical_axis
 from .registry import register
 from .softmax import softmax
@@ -70,17 +70,7 @@ class InfogainLossLayer(Layer):
         return h.reshape(self.c, self.c)
 
     def _labels(self, bottoms):
-        """(labels with ignored ones set to 0, valid mask), both (outer, inner)."""
-        xp = self.xp
-        labels = bottoms[1].data.reshape(self.outer, self.inner).astype(np.int64)
-        if self.ignore_label is not None:
-            valid = labels != self.ignore_label
-        else:
-            valid = xp.ones(labels.shape, dtype=bool)
-        bad = valid & ((labels < 0) | (labels >= self.c))
-        if bool(bad.any()):
-            self.fail(f"label values must lie in [0, {self.c}); found {int(labels[bad][0])}")
-        return xp.where(valid, labels, 0), valid
+        return read_labels(self, bottoms[1], self.outer, self.inner, self.c, self.ignore_label)
 
     def forward(self, bottoms, tops):
         xp = self.xp

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 FULL, VALID, BATCH_SIZE, NONE = 0, 1, 2, 3
 
 
@@ -36,3 +38,22 @@ def label_layout(layer, pred_shape: tuple[int, ...], label_shape: tuple[int, ...
             f"predictions {pred_shape} need {outer * inner} labels (N*H*W with class axis {axis})"
         )
     return outer, inner
+
+
+def read_labels(layer, label_blob, outer: int, inner: int, classes: int, ignore_label: int | None):
+    """(labels safe to index with, valid mask), both (outer, inner).
+
+    Labels are truncated to integers as Caffe's static_cast does; ignored
+    entries read as class 0 and are masked out; any other label outside
+    [0, classes) is an error naming the layer.
+    """
+    xp = layer.xp
+    labels = label_blob.data.reshape(outer, inner).astype(np.int64)
+    if ignore_label is not None:
+        valid = labels != ignore_label
+    else:
+        valid = xp.ones(labels.shape, dtype=bool)
+    bad = valid & ((labels < 0) | (labels >= classes))
+    if bool(bad.any()):
+        layer.fail(f"label values must lie in [0, {classes}); found {int(labels[bad][0])}")
+    return xp.where(valid, labels, 0), valid

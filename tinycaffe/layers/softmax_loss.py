@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Layer
-from .loss_common import label_layout, normalization_mode, normalizer
+from .loss_common import label_layout, normalization_mode, normalizer, read_labels
 from .params import canonical_axis
 from .registry import register
 from .softmax import softmax
@@ -34,20 +34,12 @@ class SoftmaxWithLoss(Layer):
         if len(tops) == 2:
             tops[1].reshape(shape)
 
-    def _labels(self, bottoms):
-        return bottoms[1].data.reshape(self.outer, self.inner).astype(np.int64)
-
     def forward(self, bottoms, tops):
         xp = self.xp
         softmax(xp, bottoms[0].data, self.axis, out=self.prob)
         c = self.prob.shape[self.axis]
         prob = self.prob.reshape(self.outer, c, self.inner)
-        labels = self._labels(bottoms)
-        valid = labels != self.ignore_label if self.ignore_label is not None else xp.ones_like(labels, dtype=bool)
-        bad = valid & ((labels < 0) | (labels >= c))
-        if bool(bad.any()):
-            self.fail(f"label values must lie in [0, {c}); found {int(labels[bad][0])}")
-        safe = xp.where(valid, labels, 0)
+        safe, valid = read_labels(self, bottoms[1], self.outer, self.inner, c, self.ignore_label)
         picked = xp.take_along_axis(prob, safe[:, None, :], axis=1)[:, 0, :]
         losses = -xp.log(xp.maximum(picked, FLT_MIN)) * valid
         self.valid_count = int(valid.sum())
@@ -64,9 +56,7 @@ class SoftmaxWithLoss(Layer):
         xp = self.xp
         c = self.prob.shape[self.axis]
         grad = self.prob.reshape(self.outer, c, self.inner).copy()
-        labels = self._labels(bottoms)
-        valid = labels != self.ignore_label if self.ignore_label is not None else xp.ones_like(labels, dtype=bool)
-        safe = xp.where(valid, labels, 0)
+        safe, valid = read_labels(self, bottoms[1], self.outer, self.inner, c, self.ignore_label)
         o, i = xp.meshgrid(xp.arange(self.outer), xp.arange(self.inner), indexing="ij")
         grad[o, safe, i] -= 1.0
         grad *= valid[:, None, :]
