@@ -8,6 +8,7 @@ from .errors import DataError, FormatError, NetError, ShapeError, TinyCaffeError
 from .net import Blob, Net
 
 __version__ = "0.1.0"
+TRAIN, TEST = "train", "test"  # pycaffe's caffe.TRAIN / caffe.TEST
 __all__ = [
-    "Blob", "Net", "TinyCaffeError", "FormatError", "NetError", "ShapeError", "DataError", "WireError",
+    "TRAIN", "TEST", "Blob", "Net", "TinyCaffeError", "FormatError", "NetError", "ShapeError", "DataError", "WireError",
 ]

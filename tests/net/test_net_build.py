@@ -153,3 +153,13 @@ def test_weight_shape_mismatch_names_layer_blob_and_shapes(tmp_path):
     wider = TINY.replace("num_output: 4", "num_output: 6")
     with pytest.raises(ShapeError, match=r"layer 'conv' blob 0: the file has shape \(4, 3, 3, 3\), the net expects \(6, 3, 3, 3\)"):
         tinycaffe.Net(wider, weights=str(path))
+
+
+@pytest.mark.parametrize("phase", ["test", "TEST", tinycaffe.TEST, 1])
+def test_pycaffe_phase_spellings(phase):
+    assert tinycaffe.Net(TINY, phase=phase).phase == "test"
+
+
+def test_unknown_phase():
+    with pytest.raises(NetError, match="unknown phase 'deploy'"):
+        tinycaffe.Net(TINY, phase="deploy")

@@ -30,7 +30,7 @@ class Net:
         self,
         model: str | Path | Any,
         weights: str | Path | None = None,
-        phase: str = "test",
+        phase: str | int = "test",
         *,
         device: str = "cpu",
         level: int = 0,
@@ -39,6 +39,8 @@ class Net:
     ):
         from ..layers import create_layer  # layers register themselves on import
 
+        # pycaffe passes caffe.TRAIN / caffe.TEST (0 / 1); accept those and any case.
+        phase = {0: "train", 1: "test"}.get(phase, phase) if isinstance(phase, int) else str(phase).lower()
         if phase not in PHASES:
             raise NetError(f"unknown phase {phase!r}: use 'train' or 'test'")
         self.phase = phase
