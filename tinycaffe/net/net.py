@@ -286,6 +286,19 @@ class Net:
             (n, l.blobs) for n, l in zip(self.layer_names, self.layers) if l.blobs
         )
 
+    def set_input_arrays(self, data, labels, layer: str | None = None) -> None:
+        """Hand arrays to a MemoryData layer (pycaffe's ``set_input_arrays``).
+
+        ``layer`` names the MemoryData layer when the net has several.
+        """
+        memory = [l for l in self.layers if l.type == "MemoryData" and (layer is None or l.name == layer)]
+        if not memory:
+            named = f" named '{layer}'" if layer else ""
+            raise NetError(f"net '{self.name}' has no MemoryData layer{named}")
+        if len(memory) > 1:
+            raise NetError(f"net '{self.name}' has {len(memory)} MemoryData layers: name one with layer=...")
+        memory[0].reset(data, labels)
+
     def output_loss_weights(self) -> dict[str, float]:
         """Loss weight of each output blob (0 for plain outputs)."""
         weights: dict[str, float] = {}
