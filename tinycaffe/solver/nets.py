@@ -39,7 +39,13 @@ def _build(model: Any, state: caffe_pb2.NetState, device: str, seed: int):
     from ..net import Net
 
     phase = "train" if state.phase == TRAIN else "test"
-    return Net(model, phase=phase, device=device, level=state.level, stages=tuple(state.stage), seed=seed)
+    net = Net(model, phase=phase, device=device, level=state.level, stages=tuple(state.stage), seed=seed)
+    for layer in net.layers:
+        if layer.type == "Data":
+            # Test passes during training walk on through the data as Caffe's do;
+            # only a standalone `tinycaffe test` must not score an image twice.
+            layer.wrap_in_test = True
+    return net
 
 
 def build_train_net(param: caffe_pb2.SolverParameter, device: str, seed: int):
