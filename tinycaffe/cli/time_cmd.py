@@ -16,9 +16,7 @@ def run_time(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     net = Net(model_path(args), weights=args.weights, phase=args.phase, device=device(args),
               level=args.level, stages=args.stage)
-    for layer in net.layers:
-        if layer.type == "Data":
-            layer.wrap_in_test = True  # timing may run past the end of the data
+    net.let_data_wrap()  # timing may run past the end of the data
     net.forward()  # warm-up: JIT compilation and first allocations are not timed
     net.layer_times.clear()
     progress = Progress(args.iterations, "time")

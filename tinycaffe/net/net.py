@@ -286,6 +286,16 @@ class Net:
             (n, l.blobs) for n, l in zip(self.layer_names, self.layers) if l.blobs
         )
 
+    def let_data_wrap(self) -> None:
+        """Let TEST-phase Data layers run past the end of their data mid-batch, as Caffe does.
+
+        ``tinycaffe test`` refuses that (it would score some images twice);
+        timing runs and the test passes during training do not care.
+        """
+        for layer in self.layers:
+            if layer.type == "Data":
+                layer.wrap_in_test = True
+
     def set_input_arrays(self, data, labels, layer: str | None = None) -> None:
         """Hand arrays to a MemoryData layer (pycaffe's ``set_input_arrays``).
 

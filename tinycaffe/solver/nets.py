@@ -40,11 +40,7 @@ def _build(model: Any, state: caffe_pb2.NetState, device: str, seed: int):
 
     phase = "train" if state.phase == TRAIN else "test"
     net = Net(model, phase=phase, device=device, level=state.level, stages=tuple(state.stage), seed=seed)
-    for layer in net.layers:
-        if layer.type == "Data":
-            # Test passes during training walk on through the data as Caffe's do;
-            # only a standalone `tinycaffe test` must not score an image twice.
-            layer.wrap_in_test = True
+    net.let_data_wrap()  # test passes during training walk on through the data, as Caffe's do
     return net
 
 
