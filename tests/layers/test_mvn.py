@@ -52,8 +52,11 @@ def test_constant_input_gives_zeros():
     np.testing.assert_array_equal(y, 0.0)
 
 
+# Four axes, so every normalised group holds at least 4 values: a group of one
+# value is 0/eps (float rounding noise / eps in float32), and a group of two
+# normalises to exactly +-1, a step function a central difference cannot follow.
 @settings(max_examples=20, deadline=None)
-@given(st.lists(st.integers(2, 3), min_size=2, max_size=4).map(tuple), seeds, st.booleans(), st.booleans())
+@given(st.lists(st.integers(2, 3), min_size=4, max_size=4).map(tuple), seeds, st.booleans(), st.booleans())
 def test_gradient(shape, seed, nv, ac):
     check_gradient(layer_text(nv, ac), [random_array(seed, shape, scale=2.0)], step=1e-3, threshold=2e-2)
 

@@ -163,3 +163,10 @@ def test_pycaffe_phase_spellings(phase):
 def test_unknown_phase():
     with pytest.raises(NetError, match="unknown phase 'deploy'"):
         tinycaffe.Net(TINY, phase="deploy")
+
+
+def test_in_place_only_where_the_layer_allows_it():
+    text = ('layer { name: "d" type: "Input" top: "x" input_param { shape { dim: [1, 2, 4, 4] } } }\n'
+            'layer { name: "c" type: "Convolution" bottom: "x" top: "x" convolution_param { num_output: 2 kernel_size: 1 } }')
+    with pytest.raises(NetError, match="layer 'c' \\(type Convolution\\) cannot compute in place"):
+        tinycaffe.Net(text)

@@ -79,6 +79,11 @@ class Net:
                 for j, t in enumerate(lp.top):
                     in_place = j < len(lp.bottom) and lp.bottom[j] == t
                     if in_place:
+                        if not layer.in_place_ok:
+                            raise NetError(
+                                f"layer '{lp.name}' (type {lp.type}) cannot compute in place: "
+                                f"give its top a name other than '{t}'"
+                            )
                         tops.append(self.blobs[t])
                     elif t in self.blobs:
                         raise NetError(
