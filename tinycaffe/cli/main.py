@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("time", help="time each layer's forward pass, like `caffe time`")
     _add_run_options(p, 50)
+    p.add_argument("--backward", action="store_true",
+                   help="time the backward pass too (as `caffe time` does; use --phase train)")
 
     p = sub.add_parser("train", help="train a net with a solver, like `caffe train`")
     p.add_argument("--solver", "-solver", required=True, help="solver prototxt")

@@ -64,6 +64,7 @@ class Net:
         self._tops: list[list[Blob]] = []
         self.inputs: list[str] = []
         self.layer_times: dict[str, list[float]] = {}
+        self.backward_times: dict[str, list[float]] = {}
 
         try:
             available: list[str] = []
@@ -245,11 +246,12 @@ class Net:
             self.xp.cuda.Stream.null.synchronize()
 
     # -- training ----------------------------------------------------------------
-    def backward(self) -> None:
+    def backward(self, timed: bool = False) -> None:
         """Back-propagate from the loss tops (diff = loss weight) through every layer that needs it.
 
         Parameter gradients accumulate into ``blob.diff``; call
         ``clear_param_diffs()`` first (the solver does, once per iteration).
+        ``timed`` records each layer's wall time in ``backward_times``.
         """
         for i, ws in enumerate(self._loss_weights):
             for w, top in zip(ws, self._tops[i]):
@@ -259,6 +261,7 @@ class Net:
             if not self._need_backward[i]:
                 continue
             layer = self.layers[i]
+            t0 = time.perf_counter()
             try:
                 layer.backward(self._tops[i], self._propagate_down[i], self._bottoms[i])
             except TinyCaffeError:
@@ -268,6 +271,9 @@ class Net:
                     f"layer '{layer.name}' (type {layer.type}) failed in backward: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
+            if timed:
+                self._sync()
+                self.backward_times.setdefault(layer.name, []).append(time.perf_counter() - t0)
 
     def clear_param_diffs(self) -> None:
         """Zero every learnable blob's gradient."""
