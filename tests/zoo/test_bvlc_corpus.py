@@ -36,6 +36,15 @@ def _net_files() -> list[str]:
 
 
 NETS = _net_files()
+_MISSING = pytest.param(
+    None, id="no-corpus",
+    marks=pytest.mark.skip(reason=f"../shared not found ({CORPUS}): the BVLC prototxt corpus is needed"),
+)
+
+
+def _or_skip(params: list) -> list:
+    """The parameters, or one skipped case saying why when ../shared is absent."""
+    return params if CORPUS.is_dir() else [_MISSING]
 
 # Nets that build on their own. Value: the outputs after one forward with batch 1.
 DEPLOY = {
@@ -105,7 +114,7 @@ def test_corpus_is_classified():
 
 # -- parsing --------------------------------------------------------------------
 
-@pytest.mark.parametrize("rel", NETS)
+@pytest.mark.parametrize("rel", _or_skip(NETS))
 def test_parses_and_upgrades(rel):
     from tinycaffe.net.build import load_net_param
 
@@ -139,7 +148,7 @@ def test_consolidated_solver_embeds_a_v1_net():
 
 # -- deploy nets: build, reshape to batch 1, forward ------------------------------
 
-@pytest.mark.parametrize("rel", [_param(r) for r in NETS if r in DEPLOY])
+@pytest.mark.parametrize("rel", _or_skip([_param(r) for r in NETS if r in DEPLOY]))
 def test_deploy_net_builds_and_runs(rel):
     net = tinycaffe.Net(str(CORPUS / rel), phase="test")
     assert net.inputs, f"{rel}: no input blobs"
@@ -166,7 +175,7 @@ def test_deploy_net_builds_and_runs(rel):
 
 # -- nets that read files --------------------------------------------------------
 
-@pytest.mark.parametrize("rel", [r for r in NETS if r in READS_FILES])
+@pytest.mark.parametrize("rel", _or_skip([r for r in NETS if r in READS_FILES]))
 def test_file_reading_net_fails_clearly(rel, tmp_path, monkeypatch):
     layer, path, stages = READS_FILES[rel]
     monkeypatch.chdir(tmp_path)  # relative data paths must not resolve
