@@ -19,6 +19,9 @@ def run_test(args: argparse.Namespace) -> int:
     if args.weights is None:
         print("note: no --weights given: layers keep their filler values, so scores are those "
               "of an untrained net (a timing run, not a measurement of accuracy)")
+    if net.inputs:
+        print(f"note: nothing fills the net's inputs ({', '.join(net.inputs)}), so they stay zero; "
+              "score a net whose data comes from a Data layer (a train_test prototxt)")
     scores = Scores(args.quiet)
     progress = Progress(args.iterations, "test")
     ok = False
