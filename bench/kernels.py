@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+from machine import print_machine_info
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -99,24 +99,6 @@ def cpu_ms_one_thread(fn: Callable[[], object], repeats: int) -> float:
     return float(np.median(times)) * 1e3
 
 
-def machine_info(n_threads: int) -> None:
-    import threadpoolctl
-
-    print(f"machine: {platform.machine()} {platform.processor() or ''} "
-          f"{os.cpu_count()} cpus, python {platform.python_version()}, numpy {np.__version__}")
-    try:
-        model = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
-        print(f"cpu: {model}")
-    except (OSError, StopIteration):
-        pass
-    if hasattr(os, "getloadavg"):
-        print("load average (1/5/15 min): %.2f %.2f %.2f" % os.getloadavg())
-    for lib in threadpoolctl.threadpool_info():
-        print("threadpool: " + ", ".join(f"{k}={lib.get(k)}" for k in
-                                         ("internal_api", "version", "architecture", "num_threads", "filepath")))
-    print(f"tinycaffe kernel threads: {n_threads} (BLAS held to 1 thread per worker)")
-
-
 def main(argv: Optional[list[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20)
@@ -132,7 +114,8 @@ def main(argv: Optional[list[str]] = None) -> None:
             torch.set_num_threads(args.threads)
         except ImportError:
             torch = None
-    machine_info(args.threads)
+    print_machine_info()
+    print(f"tinycaffe kernel threads: {args.threads} (BLAS held to 1 thread per worker)")
     if torch is not None:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"batch {BATCH}, {args.repeats} timed repeats after 2 warm-ups, median ms\n")

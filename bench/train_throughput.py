@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from machine import print_machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -156,25 +156,6 @@ def timed_block(step: Callable[[], float], iters: int) -> float:
     return (time.perf_counter() - t) / iters
 
 
-def machine_info() -> None:
-    import threadpoolctl
-
-    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, python {platform.python_version()}, "
-          f"numpy {np.__version__}")
-    try:
-        model = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
-        print(f"cpu: {model}")
-    except (OSError, StopIteration):
-        pass
-    for lib in threadpoolctl.threadpool_info():
-        print("threadpool: " + ", ".join(f"{k}={lib.get(k)}" for k in
-                                         ("internal_api", "version", "architecture", "num_threads", "filepath")))
-    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS") if k in os.environ}
-    print(f"BLAS-related environment: {env or 'none set'}")
-    if hasattr(os, "getloadavg"):
-        print("load average (1/5/15 min): %.2f %.2f %.2f" % os.getloadavg())
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5, help="timed blocks per engine and setting")
@@ -185,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     x_np, y_np, what = batch()
-    machine_info()
+    print_machine_info()
     print(f"torch {torch.__version__}; data: {what}; batch {BATCH}; SGD lr 0.001 momentum 0.9 wd 0.004")
     print(f"{args.repeats} alternating blocks of {args.iters} iterations per engine after 3 warm-up "
           "iterations; median ms per iteration (forward + backward + update)\n")

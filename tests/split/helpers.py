@@ -39,3 +39,16 @@ class CloudThread:
     def join(self, timeout: float = 20.0) -> None:
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "cloud thread did not finish"
+
+
+def sink(port, options="", blob="pool1", name="sink", top=""):
+    """A Sink layer sending ``blob`` to ``port`` (``options``: more sink_param fields)."""
+    tops = f'top: "{top}" ' if top else ""
+    return f'layer {{ name: "{name}" type: "Sink" bottom: "{blob}" {tops}sink_param {{ port: {port} {options} }} }}'
+
+
+def source(port, shape=(100, 32, 16, 16), options="", blob="pool1", name="src"):
+    """A Source layer receiving ``blob`` of ``shape`` on ``port``."""
+    dims = ", ".join(map(str, shape))
+    return (f'layer {{ name: "{name}" type: "Source" top: "{blob}" source_param {{ port: {port} {options} }}'
+            f' input_param {{ shape {{ dim: [{dims}] }} }} }}')

@@ -13,7 +13,7 @@ import tinycaffe
 from tinycaffe.cli import main as cli_main
 from tinycaffe.errors import WireError
 
-from .helpers import CloudThread, free_port
+from .helpers import CloudThread, free_port, sink, source
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -90,21 +90,16 @@ def test_study_snippets_run_verbatim_and_match_the_unsplit_net(weights, monkeypa
         np.testing.assert_array_equal(got, want)  # float32 wire: bit-identical
 
 
-def _client_sink(port, extra=""):
-    return f'layer {{ name: "sink" type: "Sink" bottom: "pool1" {extra} sink_param {{ port: {port} {{}} }} }}'
-
-
 def test_return_top_brings_the_answer_back_to_the_client(weights):
     port = free_port()
     cloud = tinycaffe.Net(
-        f'layer {{ name: "src" type: "Source" top: "pool1" source_param {{ port: {port} return_top: "prob" }}'
-        ' input_param { shape { dim: [100, 32, 16, 16] } } }' + CLOUD_LAYERS,
+        source(port, options='return_top: "prob"') + CLOUD_LAYERS,
         weights=str(weights),
     )
     server = CloudThread(cloud, "prob")
     client = tinycaffe.Net(
         CLIENT_LAYERS
-        + f'layer {{ name: "sink" type: "Sink" bottom: "pool1" top: "prob" sink_param {{ port: {port} return_top: "prob" }} }}',
+        + sink(port, 'return_top: "prob"', top="prob"),
         weights=str(weights),
     )
     assert client.outputs == ["prob"]
@@ -124,14 +119,10 @@ def test_two_sink_source_pairs_on_two_ports(weights):
         'top: "data" input_param { shape { dim: [ 100, 3, 32, 32 ] } }',
         'top: "data" top: "label" input_param { shape { dim: [ 100, 3, 32, 32 ] } shape { dim: [ 100 ] } }',
     ) + (
-        f'layer {{ name: "sink1" type: "Sink" bottom: "pool1" sink_param {{ port: {p1} }} }}'
-        f'layer {{ name: "sink2" type: "Sink" bottom: "label" sink_param {{ port: {p2} }} }}'
+        sink(p1, name="sink1") + sink(p2, blob="label", name="sink2")
     )
     cloud_text = (
-        f'layer {{ name: "source1" type: "Source" top: "pool1" source_param {{ port: {p1} }}'
-        ' input_param { shape { dim: [100, 32, 16, 16] } } }'
-        f'layer {{ name: "source2" type: "Source" top: "label" source_param {{ port: {p2} }}'
-        ' input_param { shape { dim: [100] } } }'
+        source(p1, name="source1") + source(p2, (100,), blob="label", name="source2")
         + CLOUD_LAYERS
         + 'layer { name: "acc" type: "Accuracy" bottom: "prob" bottom: "label" top: "acc" }'
     )
@@ -189,7 +180,7 @@ def test_split_serve_test_cli_gives_the_unsplit_accuracy(tmp_path):
 
 def test_client_gets_a_clear_error_when_nobody_listens():
     port = free_port()
-    text = CLIENT_LAYERS + f'layer {{ name: "sink" type: "Sink" bottom: "pool1" sink_param {{ port: {port} connect_timeout: 0.5 }} }}'
+    text = CLIENT_LAYERS + sink(port, "connect_timeout: 0.5")
     with pytest.raises(WireError, match=rf"sink layer 'sink' -> 127\.0\.0\.1:{port}"):
         tinycaffe.Net(text)
 
@@ -197,12 +188,11 @@ def test_client_gets_a_clear_error_when_nobody_listens():
 def test_shape_mismatch_is_refused_on_both_sides_naming_both_shapes(weights):
     port = free_port()
     cloud = tinycaffe.Net(
-        f'layer {{ name: "src" type: "Source" top: "pool1" source_param {{ port: {port} timeout: 10 }}'
-        ' input_param { shape { dim: [100, 32, 15, 15] } } }'
-        'layer { name: "relu" type: "ReLU" bottom: "pool1" top: "pool1" }'
+        source(port, (100, 32, 15, 15), "timeout: 10")
+        + 'layer { name: "relu" type: "ReLU" bottom: "pool1" top: "pool1" }'
     )
     server = CloudThread(cloud, "pool1")
-    text = CLIENT_LAYERS + f'layer {{ name: "sink" type: "Sink" bottom: "pool1" sink_param {{ port: {port} }} }}'
+    text = CLIENT_LAYERS + sink(port)
     with pytest.raises(WireError) as client_err:
         tinycaffe.Net(text)
     server.join()
@@ -214,11 +204,10 @@ def test_shape_mismatch_is_refused_on_both_sides_naming_both_shapes(weights):
 def test_a_cloud_that_stops_answering_times_out_on_the_client(weights):
     port = free_port()
     cloud = tinycaffe.Net(
-        f'layer {{ name: "src" type: "Source" top: "pool1" source_param {{ port: {port} }}'
-        ' input_param { shape { dim: [100, 32, 16, 16] } } }'
+        source(port)
     )
     client = tinycaffe.Net(
-        CLIENT_LAYERS + f'layer {{ name: "sink" type: "Sink" bottom: "pool1" sink_param {{ port: {port} ack_timeout: 0.5 }} }}'
+        CLIENT_LAYERS + sink(port, "ack_timeout: 0.5")
     )
     # The cloud never calls forward: nobody takes the batch in, so no ACK comes.
     with pytest.raises(WireError, match=rf"sink layer 'sink' -> 127\.0\.0\.1:{port}.*ACK"):
@@ -230,13 +219,12 @@ def test_a_cloud_that_stops_answering_times_out_on_the_client(weights):
 def test_window_above_one_sends_in_the_background_and_loses_nothing(weights):
     port = free_port()
     cloud = tinycaffe.Net(
-        f'layer {{ name: "src" type: "Source" top: "pool1" source_param {{ port: {port} }}'
-        ' input_param { shape { dim: [100, 32, 16, 16] } } }' + CLOUD_LAYERS,
+        source(port) + CLOUD_LAYERS,
         weights=str(weights),
     )
     server = CloudThread(cloud, "prob")
     client = tinycaffe.Net(
-        CLIENT_LAYERS + f'layer {{ name: "sink" type: "Sink" bottom: "pool1" sink_param {{ port: {port} window: 3 }} }}',
+        CLIENT_LAYERS + sink(port, "window: 3"),
         weights=str(weights),
     )
     whole = tinycaffe.Net(CLIENT_LAYERS + CLOUD_LAYERS, weights=str(weights))
@@ -255,9 +243,8 @@ def test_window_above_one_sends_in_the_background_and_loses_nothing(weights):
 def test_a_net_that_fails_to_build_releases_its_port():
     port = free_port()
     text = (
-        f'layer {{ name: "src" type: "Source" top: "x" source_param {{ port: {port} }}'
-        ' input_param { shape { dim: [2, 3] } } }'
-        'layer { name: "bad" type: "Convolution" bottom: "x" top: "y" convolution_param { num_output: 1 kernel_size: 1 } }'
+        source(port, (2, 3), blob="x")
+        + 'layer { name: "bad" type: "Convolution" bottom: "x" top: "y" convolution_param { num_output: 1 kernel_size: 1 } }'
     )
     for _ in range(2):  # the second build can listen again only if the first let go
         with pytest.raises(tinycaffe.ShapeError, match="layer 'bad'"):

@@ -11,7 +11,7 @@ import pytest
 
 import tinycaffe
 
-from .helpers import free_port
+from .helpers import free_port, sink, source
 from .test_split_nets import CLIENT_LAYERS, CLOUD_LAYERS
 
 CLI = [sys.executable, "-m", "tinycaffe.cli"]
@@ -49,12 +49,9 @@ def halves(tmp_path):
             'type: "DummyData" top: "data" dummy_data_param { shape { dim: [ 100, 3, 32, 32 ] } '
             'data_filler { type: "uniform" min: -1 max: 1 } }',
         )
-        + f'layer {{ name: "sink" type: "Sink" bottom: "pool1" sink_param {{ port: {port} }} }}'
+        + sink(port)
     )
-    cloud.write_text(
-        f'layer {{ name: "src" type: "Source" top: "pool1" source_param {{ port: {port} }}'
-        ' input_param { shape { dim: [100, 32, 16, 16] } } }' + CLOUD_LAYERS
-    )
+    cloud.write_text(source(port) + CLOUD_LAYERS)
     return client, cloud, weights, tmp_path
 
 
