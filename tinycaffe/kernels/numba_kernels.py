@@ -166,7 +166,14 @@ def pool_ave(x, kh, kw, sh, sw, ph, pw, hsz, wsz, y, t0, t1):
 @njit(**_JIT)
 def pool_max_backward(x, dy, kh, kw, sh, sw, ph, pw, dx, t0, t1):
     """Planes [t0, t1) of dx zeroed, then dy added at each window's first maximum
-    in Caffe's scan order (an empty or all -inf window passes nothing)."""
+    in Caffe's scan order (an empty or all -inf window passes nothing).
+
+    Per output row: the maxima first, with pool_max's vectorised sweep; then
+    each window is walked backwards keeping, with a select, the last element
+    equal to its maximum, which is the first in Caffe's order.  Tracking the
+    argmax during the sweep, or searching with an early exit, branches on the
+    data and measured 2-3x slower.  Only a maximum above -FLT_MAX counts, as
+    in Caffe, whose mask stays -1 unless some element beats -FLT_MAX."""
     h_n, w_n = x.shape[2], x.shape[3]
     oh_n, ow_n = dy.shape[2], dy.shape[3]
     xf = x.reshape(x.size)
@@ -174,27 +181,36 @@ def pool_max_backward(x, dy, kh, kw, sh, sw, ph, pw, dx, t0, t1):
     df = dx.reshape(dx.size)
     los, his = _valid_table(kw, 1, pw, sw, w_n, ow_n)
     best = np.empty(ow_n, x.dtype)
-    arg = np.empty(ow_n, np.int64)
+    usw = uint64(sw)
     for t in range(t0, t1):
         plane = t * h_n * w_n
         for q in range(uint64(h_n * w_n)):
             df[uint64(plane) + q] = 0
         for oh in range(oh_n):
-            best[:] = -FLT_MAX
-            arg[:] = -1
+            for q in range(uint64(ow_n)):
+                best[q] = -FLT_MAX
             hs = oh * sh - ph
-            for hh in range(max(hs, 0), min(hs + kh, h_n)):
+            h0, h1 = max(hs, 0), min(hs + kh, h_n)
+            for hh in range(h0, h1):
                 for j in range(kw):
-                    for ow in range(los[j], his[j]):
-                        idx = hh * w_n + ow * sw + j - pw
-                        v = xf[uint64(plane + idx)]
-                        if v > best[ow]:
-                            best[ow] = v
-                            arg[ow] = idx
+                    lo, hi = los[j], his[j]
+                    sb = uint64(plane + hh * w_n + lo * sw + j - pw)
+                    for q in range(uint64(hi - lo)):
+                        v = xf[sb + q * usw]
+                        cur = best[uint64(lo) + q]
+                        best[uint64(lo) + q] = v if v > cur else cur  # NaN never wins
             g0 = (t * oh_n + oh) * ow_n
             for ow in range(ow_n):
-                if arg[ow] >= 0:
-                    df[uint64(plane + arg[ow])] += gf[uint64(g0 + ow)]
+                m = best[ow]
+                ws = ow * sw - pw
+                w0, w1 = max(ws, 0), min(ws + kw, w_n)
+                a = -1
+                for hh in range(h1 - 1, h0 - 1, -1):
+                    for ww in range(w1 - 1, w0 - 1, -1):
+                        i = hh * w_n + ww
+                        a = i if xf[uint64(plane + i)] == m else a
+                if a >= 0 and m > -FLT_MAX:
+                    df[uint64(plane + a)] += gf[uint64(g0 + ow)]
 
 
 @njit(**_JIT)
@@ -241,6 +257,59 @@ def channel_window_sum(v, before, after, square, out, t0, t1):
             else:
                 for q in range(plane):
                     of[o0 + q] += vf[s0 + q]
+
+
+@njit(**_JIT)
+def box_sum(v, k, square, out, t0, t1):
+    """out = sum of v (or v*v if ``square``) over the k x k window centred on each
+    element (k odd), clipped at the plane's borders, for planes [t0, t1).
+
+    Within-channel LRN's AVE pooling (stride 1, pad (k-1)/2) is this sum over
+    k*k; being symmetric, the sum is also its own adjoint, so the backward
+    gathers with it instead of scattering through pool_ave_backward (3x slower:
+    every input is read-modify-written k*k times).  Row sums first, then
+    column sums of those, both as vectorisable sweeps along a row."""
+    h_n, w_n = v.shape[2], v.shape[3]
+    p = (k - 1) // 2
+    vf = v.reshape(v.size)
+    of = out.reshape(out.size)
+    size = uint64(h_n * w_n)
+    rows = np.empty(h_n * w_n, out.dtype)
+    for t in range(t0, t1):
+        base = uint64(t) * size
+        for q in range(size):
+            rows[q] = 0
+        for h in range(h_n):
+            r = uint64(h * w_n)
+            for j in range(-p, p + 1):
+                lo, hi = max(0, -j), min(w_n, w_n - j)
+                src = base + r + uint64(lo + j)
+                dst = r + uint64(lo)
+                if square:
+                    for q in range(uint64(hi - lo)):
+                        a = vf[src + q]
+                        rows[dst + q] += a * a
+                else:
+                    for q in range(uint64(hi - lo)):
+                        rows[dst + q] += vf[src + q]
+        for h in range(h_n):
+            o = base + uint64(h * w_n)
+            for q in range(uint64(w_n)):
+                of[o + q] = 0
+            for i in range(max(0, h - p), min(h_n, h + p + 1)):
+                r = uint64(i * w_n)
+                for q in range(uint64(w_n)):
+                    of[o + q] += rows[r + q]
+
+
+@njit(**_JIT)
+def lrn_ratio(dy, y, src, shift, scale, out, i0, i1):
+    """out[i] = dy[i] * y[i] / (shift + scale*src[i]) for flat i in [i0, i1), the
+    denominator rounded once to float32 from float64."""
+    df, yf, sf, of = dy.reshape(dy.size), y.reshape(y.size), src.reshape(src.size), out.reshape(out.size)
+    for i in range(uint64(i0), uint64(i1)):
+        d = df[i] * yf[i]
+        of[i] = d / of.dtype.type(shift + scale * np.float64(sf[i]))
 
 
 @njit(**_JIT)
@@ -443,6 +512,16 @@ def pool_backward(x, y, dy, method, kernel, stride, pad):
     return dx
 
 
+def _box_mean(v, local_size, square):
+    """Within-channel LRN's AVE pooling of v (or v^2): the k x k sum over k*k, padding
+    counted in the divisor as Caffe does."""
+    n, c = v.shape[:2]
+    s = np.empty_like(v)
+    parallel_for(n * c, lambda lo, hi: box_sum(v, local_size, square, s, lo, hi))
+    s /= s.dtype.type(local_size * local_size)
+    return s
+
+
 def _lrn_src(x, local_size, region):
     """Across: window sum of x^2 over channels; within: AVE pooling of x^2."""
     n, c = x.shape[:2]
@@ -451,8 +530,7 @@ def _lrn_src(x, local_size, region):
         s = np.empty_like(x)
         parallel_for(n * c, lambda lo, hi: channel_window_sum(x, pre, local_size - 1 - pre, True, s, lo, hi))
         return s
-    pad = (local_size - 1) // 2
-    return pool_forward(x * x, "ave", local_size, 1, pad)
+    return _box_mean(x, local_size, True)
 
 
 def _shift_scale(local_size, alpha, k, region):
@@ -474,16 +552,18 @@ def lrn_backward(x, y, dy, local_size, alpha, beta, k, region):
     x, y, dy = _c(x), _c(y), _c(dy)
     src = _lrn_src(x, local_size, region)
     shift, scale_k = _shift_scale(local_size, alpha, k, region)
-    scale = (shift + scale_k * src.astype(np.float64)).astype(x.dtype)
-    ratio = dy * y / scale
+    ratio = np.empty_like(x)
+    parallel_for(x.size, lambda lo, hi: lrn_ratio(dy, y, src, shift, scale_k, ratio, lo, hi))
     n, c = x.shape[:2]
     if region == "across":
         pre = (local_size - 1) // 2
         acc = np.empty_like(x)  # mirrored window: channel c fed outputs c-(n-1-pre)..c+pre
         parallel_for(n * c, lambda lo, hi: channel_window_sum(ratio, local_size - 1 - pre, pre, False, acc, lo, hi))
-    else:
-        pad = (local_size - 1) // 2
-        acc = pool_backward(x, None, ratio, "ave", local_size, 1, pad)
-    first = np.empty_like(x)
-    parallel_for(x.size, lambda lo, hi: mul_pow(dy, src, shift, scale_k, float(beta), first, lo, hi))
-    return first - (2.0 * beta * scale_k) * x * acc
+    else:  # the AVE pooling's adjoint is the same box mean (odd local_size)
+        acc = _box_mean(ratio, local_size, False)
+    dx = np.empty_like(x)
+    parallel_for(x.size, lambda lo, hi: mul_pow(dy, src, shift, scale_k, float(beta), dx, lo, hi))
+    acc *= x
+    acc *= x.dtype.type(2.0 * beta * scale_k)
+    dx -= acc
+    return dx
