@@ -33,11 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tinycaffe.cli.common import set_threads  # noqa: E402
-from tinycaffe.proto import caffe_pb2  # noqa: E402
-from tinycaffe.proto.prototxt import read_net  # noqa: E402
 from tinycaffe.solver import Solver  # noqa: E402
+from torch_cifar import BATCH, solver_for, torch_model  # noqa: E402
 
-BATCH = 100
 NETS = {"cifar10_quick": "prototxt/cifar10_quick_train_test.prototxt",
         "cifar10_full": "prototxt/cifar10_full_train_test.prototxt"}
 CIFAR = REPO.parent / "shared" / "data" / "cifar10" / "data_batch_1.bin"
@@ -55,81 +53,6 @@ def batch() -> tuple[np.ndarray, np.ndarray, str]:
     rng = np.random.default_rng(0)
     x = (rng.standard_normal((BATCH, 3, 32, 32)) * 50).astype(np.float32)
     return x, rng.integers(0, 10, BATCH).astype(np.float32), "synthetic N(0, 50^2) images"
-
-
-def solver_for(prototxt: str) -> Solver:
-    """A Solver on the prototxt's TRAIN net with its Data layer replaced by an Input layer."""
-    net = read_net(REPO / prototxt)
-    layers = [lp for lp in net.layer if lp.type != "Data"]
-    del net.layer[:]
-    inp = net.layer.add(name="input", type="Input", top=["data", "label"])
-    inp.input_param.shape.add().dim.extend([BATCH, 3, 32, 32])
-    inp.input_param.shape.add().dim.extend([BATCH])
-    net.layer.extend(layers)
-    p = caffe_pb2.SolverParameter(base_lr=0.001, momentum=0.9, weight_decay=0.004, lr_policy="fixed",
-                                  max_iter=10**9, display=0, snapshot_after_train=False, random_seed=1)
-    p.net_param.CopyFrom(net)
-    return Solver(p, log=lambda line: None)
-
-
-def torch_model(torch, name: str, solver: Solver):
-    """The same net by hand in torch, with the solver's current weights."""
-    nn, F = torch.nn, torch.nn.functional
-    params = solver.net.params
-
-    def conv(layer, cin, cout):
-        m = nn.Conv2d(cin, cout, 5, padding=2)
-        m.weight.data.copy_(torch.from_numpy(params[layer][0].data))
-        m.bias.data.copy_(torch.from_numpy(params[layer][1].data))
-        return m
-
-    def ip(layer, cin, cout):
-        m = nn.Linear(cin, cout)
-        m.weight.data.copy_(torch.from_numpy(params[layer][0].data))
-        m.bias.data.copy_(torch.from_numpy(params[layer][1].data))
-        return m
-
-    def maxpool(x):
-        return F.max_pool2d(x, 3, 2, ceil_mode=True)
-
-    def avepool(x):  # pad 0: torch's ceil-mode divisor is Caffe's clipped window
-        return F.avg_pool2d(x, 3, 2, ceil_mode=True)
-
-    def lrn(x):  # Caffe's WITHIN_CHANNEL LRN, local_size 3
-        return x * (1 + 5e-5 * F.avg_pool2d(x * x, 3, 1, 1, count_include_pad=True)) ** -0.75
-
-    class Quick(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1, self.conv2, self.conv3 = conv("conv1", 3, 32), conv("conv2", 32, 32), conv("conv3", 32, 64)
-            self.ip1, self.ip2 = ip("ip1", 1024, 64), ip("ip2", 64, 10)
-
-        def forward(self, x):
-            x = F.relu(maxpool(self.conv1(x)))
-            x = avepool(F.relu(self.conv2(x)))
-            x = avepool(F.relu(self.conv3(x)))
-            return self.ip2(self.ip1(x.flatten(1)))
-
-    class Full(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1, self.conv2, self.conv3 = conv("conv1", 3, 32), conv("conv2", 32, 32), conv("conv3", 32, 64)
-            self.ip1 = ip("ip1", 1024, 10)
-
-        def forward(self, x):
-            x = lrn(F.relu(maxpool(self.conv1(x))))
-            x = lrn(avepool(F.relu(self.conv2(x))))
-            x = avepool(F.relu(self.conv3(x)))
-            return self.ip1(x.flatten(1))
-
-    model = Quick() if name == "cifar10_quick" else Full()
-    # Same order as the solver's learnable params (conv/ip weight, bias, layer by layer).
-    tensors = [t for layer in solver.net.params for t in (getattr(model, layer).weight, getattr(model, layer).bias)]
-    p = solver.param
-    groups = [{"params": [t], "lr": p.base_lr * lp.lr_mult, "weight_decay": p.weight_decay * lp.decay_mult}
-              for t, lp in zip(tensors, solver.params)]
-    # torch: buf = m*buf + (g + wd*w); w -= lr*buf  ==  Caffe's h = m*h + lr*(g + wd*w); w -= h
-    return model, torch.optim.SGD(groups, lr=p.base_lr, momentum=p.momentum)
 
 
 def torch_step(torch, model, opt, x, y) -> Callable[[], float]:
@@ -176,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         for n in args.threads:
             set_threads(n)
             torch.set_num_threads(n)
-            solver = solver_for(NETS[name])
+            solver = solver_for(REPO / NETS[name])
             solver.net.blobs["data"].data[...] = x_np
             solver.net.blobs["label"].data[...] = y_np
             model, opt = torch_model(torch, name, solver)

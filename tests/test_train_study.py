@@ -72,21 +72,38 @@ def tiny_data(tmp_path_factory) -> Path:
     return d
 
 
-def test_solver_template_is_caffes_full_schedule():
-    p = load_solver_param(ts.TEMPLATE)
-    assert (p.base_lr, p.lr_policy, p.gamma, list(p.stepvalue), p.max_iter) == \
-        (pytest.approx(0.001), "multistep", pytest.approx(0.1), [60000, 65000], 70000)
-    assert p.momentum == pytest.approx(0.9) and p.weight_decay == pytest.approx(0.004)
-    assert (p.test_iter[0], p.snapshot) == (100, 5000)
-    assert p.snapshot_prefix.startswith("weights/study/")
-    assert (REPO / p.net).is_file()
+def _rates(p, iterations) -> list[float]:
     from tinycaffe.solver import learning_rate
 
     rates, step = [], 0
-    for it in (0, 59999, 60000, 64999, 65000, 69999):  # the step advances as the solver goes
+    for it in iterations:  # the step advances as the solver goes
         rate, step = learning_rate(p, it, step)
         rates.append(rate)
-    assert rates == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5])
+    return rates
+
+
+@pytest.mark.parametrize("path, steps, max_iter, snapshot, rates", [
+    # The study's schedule (Caffe's cifar10_quick one on the full net) ...
+    ("prototxt/cifar10_full_study_solver.prototxt", [4000], 5000, 1000,
+     {0: 1e-3, 3999: 1e-3, 4000: 1e-4, 4999: 1e-4}),
+    # ... and Caffe's own cifar10_full schedule, for --solver.
+    ("prototxt/cifar10_full_solver.prototxt", [60000, 65000], 70000, 5000,
+     {0: 1e-3, 59999: 1e-3, 60000: 1e-4, 64999: 1e-4, 65000: 1e-5, 69999: 1e-5}),
+])
+def test_schedules(path, steps, max_iter, snapshot, rates):
+    p = load_solver_param(REPO / path)
+    assert (p.base_lr, p.lr_policy, p.gamma, list(p.stepvalue), p.max_iter) == \
+        (pytest.approx(0.001), "multistep", pytest.approx(0.1), steps, max_iter)
+    assert p.momentum == pytest.approx(0.9) and p.weight_decay == pytest.approx(0.004)
+    assert (p.test_iter[0], p.snapshot, p.random_seed) == (100, snapshot, 1)
+    assert p.snapshot_prefix.startswith("weights/study/")
+    assert (REPO / p.net).is_file()
+    assert _rates(p, rates) == pytest.approx(list(rates.values()))
+
+
+def test_default_schedule_is_the_study_solver():
+    args = ts.parse(["train"])
+    assert args.solver == (REPO / "prototxt" / "cifar10_full_study_solver.prototxt").resolve()
 
 
 def test_fifteen_models_and_their_nets():
@@ -176,6 +193,23 @@ def test_report_lists_paper_figures_and_untrained_models(tiny_data, tmp_path, ca
     assert cells[:7] == ["12", "c2_12", "76,800", "307.2", "76.8", "76.8", "iter 1 (final)"]
     assert 0 <= float(cells[7]) <= 100 and cells[8] == "77.16"
     assert float(cells[9]) == pytest.approx(float(cells[7]) - 77.16, abs=0.011)
+    # max_iter 1 < test_interval: training ran no test, and took about no time.
+    assert cells[10] == "" and cells[11] in ("", "0 min")
     for figure in ("73.35", "78.18", "77.99", "78.11", "819.2", "204.8"):
         assert f"| {figure} |" in text
-    assert "python tools/train_study.py report" in text and "60000, 65000" in text
+    assert "python tools/train_study.py report" in text and "x0.1 at 4000" in text
+
+
+def test_report_reads_the_training_runs_last_test_and_time(tmp_path):
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "c1_8.log").write_text(
+        "2026-11-26T10:00:00 Iteration 1000, Testing net (#0)\n"
+        "2026-11-26T10:00:05     Test net output #0: accuracy = 0.5289\n"
+        "2026-11-26T10:00:05     Test net output #1: loss = 1.31 (* 1 = 1.31 loss)\n"
+        "2026-11-26T10:00:09 1000 iterations in 300 s (300 ms/iteration)\n"
+        "2026-11-26T11:00:00 Iteration 2000, Testing net (#0)\n"
+        "2026-11-26T11:00:05     Test net output #0: accuracy = 0.6067\n"
+        "2026-11-26T11:00:09 1000 iterations in 420 s (420 ms/iteration)\n")
+    assert ts.from_log(out, ts.BY_NAME["c1_8"]) == ("60.67 (iter 2,000)", "12 min")
+    assert ts.from_log(out, ts.BY_NAME["c1_4"]) == ("", "")

@@ -1,22 +1,25 @@
 """Train the study's 15 CIFAR-10 "full" nets, resumably, and report their accuracy.
 
-    python tools/train_study.py train [--models all|full,c1_4,c2_8,...] [--max-iter N]
-                                      [--threads K] [--device cpu|gpu]
+    python tools/train_study.py train [--models all|full,c1_4,c2_8,...] [--solver S]
+                                      [--max-iter N] [--threads K] [--device cpu|gpu]
     python tools/train_study.py report
 
 The nets (paper.md, Tables 2 and 3): ``full`` (conv1 = conv2 = 32 filters,
 prototxt/cifar10_full_train_test.prototxt), ``c1_<n>`` (conv1 = n) and
 ``c2_<n>`` (conv2 = n) for n in 4, 8, ..., 28 (prototxt/cifar10_full_c?_<n>.prototxt).
 
-``train`` writes, per net, ``<out>/<model>_solver.prototxt``: a copy of
-prototxt/cifar10_full_solver.prototxt (Caffe's schedule: lr 0.001, 0.0001
-from 60,000, 0.00001 from 65,000 to 70,000) with that net and
+``train`` writes, per net, ``<out>/<model>_solver.prototxt``: a copy of the
+schedule ``--solver`` (default prototxt/cifar10_full_study_solver.prototxt:
+lr 0.001, 0.0001 from 4,000 to 5,000; prototxt/cifar10_full_solver.prototxt
+is Caffe's 70,000-iteration one) with that net and
 ``snapshot_prefix: <out>/<model>``, then trains it in this process. A net
 whose ``<out>/<model>_iter_<max_iter>.caffemodel`` exists is skipped; one
 with earlier snapshots resumes from the newest ``.solverstate``. Ctrl-C,
 SIGTERM: finish the iteration, snapshot, stop (a second Ctrl-C aborts);
 SIGHUP: snapshot and go on. So rerunning the same command after any stop
 continues where it stopped. Each net's log is appended to ``<out>/<model>.log``.
+Two processes may train at once (one per core, ``--threads 1``) as long as
+they are given different models.
 
 ``report`` scores each net's final snapshot (else its newest, labelled with
 its iteration) on the test LMDB (100 batches of 100 = all 10,000 images),
@@ -45,7 +48,7 @@ from pathlib import Path
 from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = ROOT / "prototxt" / "cifar10_full_solver.prototxt"
+STUDY_SOLVER = ROOT / "prototxt" / "cifar10_full_study_solver.prototxt"
 DEFAULT_DATA = ROOT / "data" / "cifar10"
 DEFAULT_OUT = ROOT / "weights" / "study"
 DEFAULT_REPORT = ROOT / "bench" / "results" / "accuracy.md"
@@ -121,10 +124,10 @@ def net_for(model: Model, data: Path, out: Path) -> Path:
     return path
 
 
-def template(max_iter: int | None = None):
+def template(solver: Path, max_iter: int | None = None):
     from tinycaffe.solver import load_solver_param
 
-    param = load_solver_param(TEMPLATE)
+    param = load_solver_param(solver)
     if max_iter is not None:
         if max_iter <= 0:
             raise SystemExit(f"--max-iter must be positive, got {max_iter}")
@@ -132,14 +135,14 @@ def template(max_iter: int | None = None):
     return param
 
 
-def write_solver(model: Model, data: Path, out: Path, max_iter: int | None) -> Path:
+def write_solver(model: Model, solver: Path, data: Path, out: Path, max_iter: int | None) -> Path:
     from tinycaffe.proto.prototxt import to_text
 
-    param = template(max_iter)
+    param = template(solver, max_iter)
     param.net = rel(net_for(model, data, out))
     param.snapshot_prefix = rel(out / model.name)
     path = out / f"{model.name}_solver.prototxt"
-    path.write_text(f"# Written by tools/train_study.py from {rel(TEMPLATE)} for {model.name}.\n"
+    path.write_text(f"# Written by tools/train_study.py from {rel(solver)} for {model.name}.\n"
                     + to_text(param), encoding="utf-8")
     return path
 
@@ -199,7 +202,7 @@ def train_one(model: Model, args, out: Path) -> str:
     """Train (or resume, or skip) one net; returns 'skipped', 'done' or 'stopped'."""
     from tinycaffe.solver import Solver
 
-    max_iter = template(args.max_iter).max_iter
+    max_iter = template(args.solver, args.max_iter).max_iter
     final = out / f"{model.name}_iter_{max_iter}.caffemodel"
     if final.is_file():
         print(f"{model.name}: {rel(final)} exists; skipped", flush=True)
@@ -209,7 +212,7 @@ def train_one(model: Model, args, out: Path) -> str:
         print(f"{model.name}: already at iteration {resume[0]} >= max_iter {max_iter}; skipped",
               flush=True)
         return "skipped"
-    solver_path = write_solver(model, args.data, out, args.max_iter)
+    solver_path = write_solver(model, args.solver, args.data, out, args.max_iter)
     log_file = open(out / f"{model.name}.log", "a", encoding="utf-8")
 
     def log(line: str) -> None:
@@ -286,13 +289,37 @@ def score(model: Model, args, max_iter: int, cache: dict) -> tuple[str, float | 
     return result
 
 
+_TEST_LINE = re.compile(r"Iteration (\d+), Testing net|Test net output #\d+: accuracy = ([0-9.]+)")
+_TIME_LINE = re.compile(r"(\d+) iterations in (\d+) s")
+
+
+def from_log(out: Path, model: Model) -> tuple[str, str]:
+    """(the training run's last test accuracy in % with its iteration, wall time) from
+    ``<out>/<model>.log``; blanks where the log or the lines are missing."""
+    path = out / f"{model.name}.log"
+    if not path.is_file():
+        return "", ""
+    last_it, last, seconds = None, "", 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = _TEST_LINE.search(line)
+        if m and m.group(1):
+            last_it = int(m.group(1))
+        elif m and last_it is not None:
+            last = f"{100 * float(m.group(2)):.2f} (iter {last_it:,})"
+        t = _TIME_LINE.search(line)
+        if t:
+            seconds += int(t.group(2))
+    return last, (f"{seconds / 60:.0f} min" if seconds else "")
+
+
 def table(split: int, args, max_iter: int, cache: dict) -> list[str]:
     where = {1: "after pool1, 16x16", 2: "after pool2, 8x8"}[split]
     layer = "conv1" if split == 1 else "conv2"
     rows = [
         f"| {layer} filters | model | elements sent ({where}) | float32 (KB) | 1 byte/element (KB) "
-        "| paper sent (KB) | weights | accuracy (%) | paper accuracy (%) | difference (points) |",
-        "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| paper sent (KB) | weights | accuracy (%) | paper accuracy (%) | difference (points) "
+        "| training's last test (%) | training time |",
+        "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for n in (*WIDTHS, FULL):
         model = BY_NAME["full" if n == FULL else f"c{split}_{n}"]
@@ -301,8 +328,10 @@ def table(split: int, args, max_iter: int, cache: dict) -> list[str]:
         label, acc = score(model, args, max_iter, cache)
         ours = "not trained yet" if acc is None else f"{acc:.2f}"
         diff = "" if acc is None else f"{acc - paper_acc:+.2f}"
+        own, wall = from_log(args.out, model)
         rows.append(f"| {n} | {model.name} | {elements:,} | {4 * elements / 1000:.1f} | "
-                    f"{elements / 1000:.1f} | {paper_kb:.1f} | {label} | {ours} | {paper_acc:.2f} | {diff} |")
+                    f"{elements / 1000:.1f} | {paper_kb:.1f} | {label} | {ours} | {paper_acc:.2f} | {diff} "
+                    f"| {own} | {wall} |")
     return rows
 
 
@@ -317,7 +346,7 @@ def test_records(data: Path) -> int | None:
 
 
 def cmd_report(args, argv: list[str]) -> int:
-    param = template(args.max_iter)
+    param = template(args.solver, args.max_iter)
     max_iter = param.max_iter
     cache: dict = {}
     t1 = table(1, args, max_iter, cache)
@@ -335,7 +364,7 @@ def cmd_report(args, argv: list[str]) -> int:
         f"Made with `{command}` on {_dt.date.today().isoformat()}; the nets are trained with "
         "`python tools/train_study.py train` (resumable; see its docstring).",
         "",
-        f"Schedule (`{rel(TEMPLATE)}`, Caffe's cifar10_full): SGD, momentum {param.momentum:g}, "
+        f"Schedule (`{rel(args.solver)}`): SGD, momentum {param.momentum:g}, "
         f"weight decay {param.weight_decay:g}, batch 100, base lr {param.base_lr:g} "
         f"({param.lr_policy} x{param.gamma:g} at {steps}), max_iter {max_iter:,}, "
         f"snapshot every {param.snapshot:,}, random_seed {param.random_seed}.",
@@ -343,7 +372,11 @@ def cmd_report(args, argv: list[str]) -> int:
         f"Accuracy: the net's `accuracy` output averaged over {coverage}, using the final "
         f"snapshot `<model>_iter_{max_iter}.caffemodel` under `{rel(args.out)}/`, else the "
         "newest one (its iteration is given); \"not trained yet\" where there is none. "
-        "Paper figures: paper.md, Tables 2 and 3; difference = ours - paper, in percentage points.",
+        "Paper figures: paper.md, Tables 2 and 3; difference = ours - paper, in percentage points. "
+        "The last two columns come from each net's training log (`<model>.log`): the accuracy "
+        "of the training run's own last test on the TEST net (the caffemodel scored here must "
+        "give the same), and the wall time of all its training runs (which shared the 2-core "
+        "machine: two nets trained at once, one thread each).",
         "",
         "Bytes per batch of 100 images sent at the cut, KB = 1000 bytes, payload only: as float32 "
         "(the Sink's default `wire_dtype`) and at one byte per element (how the paper counts; "
@@ -377,8 +410,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
                              "(default data/cifar10)")
     common.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="folder for solvers, snapshots and logs (default weights/study)")
+    common.add_argument("--solver", type=Path, default=STUDY_SOLVER,
+                        help="the schedule: a solver prototxt whose net and snapshot_prefix are "
+                             "replaced per model (default prototxt/cifar10_full_study_solver."
+                             "prototxt; prototxt/cifar10_full_solver.prototxt is Caffe's 70,000 "
+                             "iterations)")
     common.add_argument("--max-iter", type=int, default=None,
-                        help="override the schedule's max_iter (70000)")
+                        help="override the schedule's max_iter")
     common.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
     common.add_argument("--threads", type=int, default=None, help="CPU kernel threads")
     t = sub.add_parser("train", parents=[common], help="train (or resume) the nets")
@@ -389,7 +427,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     r.add_argument("--output", type=Path, default=DEFAULT_REPORT, help="the markdown file to write")
     args = p.parse_args(argv)
     # Resolve user paths against the caller's directory before moving to the repository root.
-    for name in ("data", "out", "output"):
+    for name in ("data", "out", "output", "solver"):
         if getattr(args, name, None) is not None:
             setattr(args, name, getattr(args, name).resolve())
     return args
