@@ -12,7 +12,7 @@ from tinycaffe.cli import main as cli_main
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_readme_main_job_scores_the_trained_quick_net():
+def test_readme_main_job_scores_the_trained_full_net():
     readme = (REPO / "README.md").read_text()
     command = re.search(r"\.venv/bin/tinycaffe (test [^\n]+)", readme).group(1).split()
     out = io.StringIO()
@@ -25,4 +25,4 @@ def test_readme_main_job_scores_the_trained_quick_net():
         os.chdir(cwd)
     printed = out.getvalue()
     # The figure the README quotes for the 1,000 sample images.
-    assert re.search(r"^accuracy = 0\.763$", printed, re.M), printed
+    assert re.search(r"^accuracy = 0\.717$", printed, re.M), printed

@@ -139,3 +139,20 @@ def test_generated_net_saved_by_tinycaffe_matches_opencv(tmp_path):
     # The saved caffemodel also loads back into tinycaffe with the same outputs.
     again = tinycaffe.Net(str(prototxt), weights=str(model))
     np.testing.assert_array_equal(again.forward(data=x)["prob"], net.blobs["prob"].data)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("deploy, weights", [
+    ("prototxt/cifar10_quick.prototxt", "weights/cifar10_quick_iter_5000.caffemodel"),
+    ("prototxt/cifar10_full.prototxt", "weights/study/full_iter_5000.caffemodel"),
+])
+def test_weights_trained_by_tinycaffe_match_opencv(deploy, weights):
+    # The caffemodels tinycaffe's solver wrote, read by a second implementation.
+    net = tinycaffe.Net(str(REPO / deploy), weights=str(REPO / weights), phase="test")
+    x = np.random.default_rng(2).uniform(-128, 128, net.blobs["data"].shape).astype(np.float32)
+    ours = net.forward(data=x)["prob"]
+    (theirs,) = opencv_forward(REPO / deploy, REPO / weights, x, ["prob"])
+    assert_close(ours, theirs, f"{weights} prob")
+    assert (ours.argmax(1) == theirs.argmax(1)).all()
