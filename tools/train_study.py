@@ -378,6 +378,12 @@ def cmd_report(args, argv: list[str]) -> int:
         "give the same), and the wall time of all its training runs (which shared the 2-core "
         "machine: two nets trained at once, one thread each).",
         "",
+        "The paper does not give its schedule. Among the real-Caffe cifar10_full models in "
+        "../shared/data/caffe-reference, one after 60,000 iterations at lr 0.001 scores 77.32% "
+        "and one after Caffe's whole 70,000-iteration schedule 82.11% (a third, also at 70,000, "
+        "70.08%): the paper's 78.11% fits 12-14x the iterations of the schedule above. "
+        "weights/README.md gives the measurements behind the gap.",
+        "",
         "Bytes per batch of 100 images sent at the cut, KB = 1000 bytes, payload only: as float32 "
         "(the Sink's default `wire_dtype`) and at one byte per element (how the paper counts; "
         "about what the Sink's `uint8` wire_dtype sends). "
