@@ -31,17 +31,20 @@ def solver_for(prototxt: Path, batch: int = BATCH) -> Solver:
 
 
 def torch_model(torch, name: str, solver: Solver):
-    """The same net by hand in torch, with the solver's current weights."""
+    """The same net by hand in torch, with the solver's current weights (the layer widths
+    are read from them, so the study's narrowed cifar10_full variants work too)."""
     nn, F = torch.nn, torch.nn.functional
     params = solver.net.params
 
-    def conv(layer, cin, cout):
+    def conv(layer):
+        cout, cin = params[layer][0].data.shape[:2]
         m = nn.Conv2d(cin, cout, 5, padding=2)
         m.weight.data.copy_(torch.from_numpy(params[layer][0].data))
         m.bias.data.copy_(torch.from_numpy(params[layer][1].data))
         return m
 
-    def ip(layer, cin, cout):
+    def ip(layer):
+        cout, cin = params[layer][0].data.shape
         m = nn.Linear(cin, cout)
         m.weight.data.copy_(torch.from_numpy(params[layer][0].data))
         m.bias.data.copy_(torch.from_numpy(params[layer][1].data))
@@ -59,8 +62,8 @@ def torch_model(torch, name: str, solver: Solver):
     class Quick(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv1, self.conv2, self.conv3 = conv("conv1", 3, 32), conv("conv2", 32, 32), conv("conv3", 32, 64)
-            self.ip1, self.ip2 = ip("ip1", 1024, 64), ip("ip2", 64, 10)
+            self.conv1, self.conv2, self.conv3 = conv("conv1"), conv("conv2"), conv("conv3")
+            self.ip1, self.ip2 = ip("ip1"), ip("ip2")
 
         def forward(self, x):
             x = F.relu(maxpool(self.conv1(x)))
@@ -71,8 +74,8 @@ def torch_model(torch, name: str, solver: Solver):
     class Full(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv1, self.conv2, self.conv3 = conv("conv1", 3, 32), conv("conv2", 32, 32), conv("conv3", 32, 64)
-            self.ip1 = ip("ip1", 1024, 10)
+            self.conv1, self.conv2, self.conv3 = conv("conv1"), conv("conv2"), conv("conv3")
+            self.ip1 = ip("ip1")
 
         def forward(self, x):
             x = lrn(F.relu(maxpool(self.conv1(x))))

@@ -15,7 +15,8 @@ by the old lr, so for a few dozen iterations after 4,000 torch's steps are
 smaller than Caffe's.
 
     python tools/train_study.py ... (tinycaffe's run first, for its log)
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/torch_schedule.py [--threads 2] [--max-iter N]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/torch_schedule.py [--model full|c1_4|...]
+        [--threads 2] [--max-iter N]
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from tinycaffe.solver import Solver, load_solver_param  # noqa: E402
 from torch_cifar import torch_model  # noqa: E402
 
 SOLVER = REPO / "prototxt" / "cifar10_full_study_solver.prototxt"
-LOG = REPO / "weights" / "study" / "full.log"
+STUDY = REPO / "weights" / "study"
 
 
 def logged_tests(log: Path) -> dict[int, float]:
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-iter", type=int, default=None, help="stop early (default: the schedule's)")
+    ap.add_argument("--model", default="full", help="full, or a narrowed variant: c1_4, ..., c2_28")
     args = ap.parse_args(argv)
     import torch
 
@@ -67,18 +69,20 @@ def main(argv: list[str] | None = None) -> None:
     set_threads(1)
     torch.set_num_threads(args.threads)
     param = load_solver_param(SOLVER)
+    if args.model != "full":  # the variant's net, as tools/train_study.py trains it
+        param.net = f"prototxt/cifar10_full_{args.model}.prototxt"
     max_iter = args.max_iter or param.max_iter
     print_machine_info()
-    print(f"torch {torch.__version__}, {args.threads} threads; schedule {SOLVER.relative_to(REPO)}: "
+    print(f"{args.model} ({param.net}); torch {torch.__version__}, {args.threads} threads; schedule {SOLVER.relative_to(REPO)}: "
           f"{max_iter} iterations, lr {param.base_lr:g} x{param.gamma:g} at {list(param.stepvalue)}, "
           f"test every {param.test_interval} on {param.test_iter[0]} batches")
-    solver = Solver(SOLVER, log=lambda line: None)  # its init: the weights tinycaffe started from
+    solver = Solver(param, log=lambda line: None)  # its init: the weights tinycaffe started from
     train = solver.net
     test = Net(param.net, phase="test")
     data_layer = train.layer_names[0]
     model, opt = torch_model(torch, "cifar10_full", solver)
     base = [g["lr"] for g in opt.param_groups]
-    ours = logged_tests(LOG)
+    ours = logged_tests(STUDY / f"{args.model}.log")
     start = time.perf_counter()
 
     def score() -> float:
