@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ sys.path.insert(0, str(REPO))
 from tinycaffe.cli.common import set_threads  # noqa: E402
 from tinycaffe.net import Net  # noqa: E402
 from tinycaffe.solver import Solver, load_solver_param  # noqa: E402
+from tinycaffe.solver.log import scores_by_iteration  # noqa: E402
 from torch_cifar import torch_model  # noqa: E402
 
 SOLVER = REPO / "prototxt" / "cifar10_full_study_solver.prototxt"
@@ -46,15 +46,8 @@ def logged_tests(log: Path) -> dict[int, float]:
     """Iteration -> accuracy of tinycaffe's own tests in its training log."""
     if not log.is_file():
         return {}
-    found, it = {}, None
-    for line in log.read_text(encoding="utf-8").splitlines():
-        m = re.search(r"Iteration (\d+), Testing net", line)
-        if m:
-            it = int(m.group(1))
-        m = re.search(r"Test net output #\d+: accuracy = ([0-9.]+)", line)
-        if m and it is not None:
-            found[it] = float(m.group(1))
-    return found
+    scores = scores_by_iteration(log.read_text(encoding="utf-8").splitlines())
+    return {it: s["accuracy"] for it, s in scores.items() if "accuracy" in s}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -289,26 +289,21 @@ def score(model: Model, args, max_iter: int, cache: dict) -> tuple[str, float | 
     return result
 
 
-_TEST_LINE = re.compile(r"Iteration (\d+), Testing net|Test net output #\d+: accuracy = ([0-9.]+)")
 _TIME_LINE = re.compile(r"(\d+) iterations in (\d+) s")
 
 
 def from_log(out: Path, model: Model) -> tuple[str, str]:
     """(the training run's last test accuracy in % with its iteration, wall time) from
     ``<out>/<model>.log``; blanks where the log or the lines are missing."""
+    from tinycaffe.solver.log import scores_by_iteration
+
     path = out / f"{model.name}.log"
     if not path.is_file():
         return "", ""
-    last_it, last, seconds = None, "", 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        m = _TEST_LINE.search(line)
-        if m and m.group(1):
-            last_it = int(m.group(1))
-        elif m and last_it is not None:
-            last = f"{100 * float(m.group(2)):.2f} (iter {last_it:,})"
-        t = _TIME_LINE.search(line)
-        if t:
-            seconds += int(t.group(2))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    tested = {it: s["accuracy"] for it, s in scores_by_iteration(lines).items() if "accuracy" in s}
+    last = f"{100 * tested[max(tested)]:.2f} (iter {max(tested):,})" if tested else ""
+    seconds = sum(int(m.group(2)) for m in map(_TIME_LINE.search, lines) if m)
     return last, (f"{seconds / 60:.0f} min" if seconds else "")
 
 

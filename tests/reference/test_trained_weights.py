@@ -13,6 +13,7 @@ import pytest
 
 from tinycaffe.cli import main as cli_main
 from tinycaffe.proto.prototxt import read_net, to_text
+from tinycaffe.solver import log as solver_log
 
 REPO = Path(__file__).resolve().parents[2]
 STUDY = REPO / "weights" / "study"
@@ -22,13 +23,11 @@ MODELS = [pytest.param("full", id="full")] + [
     pytest.param(f"c{s}_{n}", marks=pytest.mark.slow, id=f"c{s}_{n}") for s in (1, 2) for n in WIDTHS]
 
 
-def _last_test(log: Path) -> tuple[str, str]:
-    """(accuracy, loss) as the log printed them at its last test."""
-    text = log.read_text(encoding="utf-8")
-    acc = re.findall(r"Test net output #\d+: accuracy = ([0-9.e-]+)", text)
-    loss = re.findall(r"Test net output #\d+: loss = ([0-9.e-]+)", text)
-    assert acc and loss, f"{log}: no test results"
-    return acc[-1], loss[-1]
+def _last_test(log: Path) -> tuple[float, float]:
+    """(accuracy, loss) of the log's last test."""
+    scores = solver_log.scores_by_iteration(log.read_text(encoding="utf-8").splitlines())
+    assert scores, f"{log}: no test results"
+    return scores[max(scores)]["accuracy"], scores[max(scores)]["loss"]
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -49,5 +48,5 @@ def test_trained_net_scores_what_its_training_reported(model, cifar10_test_lmdb,
     ours_acc = re.search(r"^accuracy = ([0-9.e-]+)", printed, re.M).group(1)
     ours_loss = re.search(r"^loss = ([0-9.e-]+)", printed, re.M).group(1)
     acc, loss = _last_test(STUDY / f"{model}.log")
-    assert float(ours_acc) == float(acc), f"{model}: accuracy {ours_acc}, training's last test {acc}"
-    assert float(ours_loss) == pytest.approx(float(loss), rel=1e-6), f"{model}: loss {ours_loss} vs {loss}"
+    assert float(ours_acc) == acc, f"{model}: accuracy {ours_acc}, training's last test {acc}"
+    assert float(ours_loss) == pytest.approx(loss, rel=1e-6), f"{model}: loss {ours_loss} vs {loss}"
