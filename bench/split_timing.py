@@ -253,6 +253,7 @@ def client_role(argv: list[str]) -> int:
     cur = {"sink": 0.0}
     if sinks:
         sink = sinks[0]
+        sink.open()  # the Sink connects on first use; connect now so the first batch's time is the batch's
         transport = sink.session.transport
         real_forward, real_send = sink.forward, transport.send
 
@@ -414,11 +415,18 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(10)
 
 
+#: The cgroup CPU quota the client processes run in (``--cpu-quota``), or None: full speed.
+CLIENT_QUOTA = None
+
+
 def run_client(model: Path, weights: Path, batches: int, threads: int, timeout: float,
                extra: tuple[str, ...] = ()) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "_client", str(model), str(weights),
            "--batches", str(batches), "--threads", str(threads), *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+    if CLIENT_QUOTA is not None:  # --cpu-quota: an emulated slow client (bench/cpu_quota.py)
+        proc = CLIENT_QUOTA.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+    else:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -510,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wire", default="float32,uint8",
                     help="wire dtypes to time (default float32,uint8; uint8 = the study's 1 byte/element)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--cpu-quota", type=float,
+                    help="hold every client process to this fraction of one core with a cgroup CPU quota "
+                         "(an EMULATED slower client; bench/cpu_quota.py); the cloud stays at full speed")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite split_timing.md and the plots from OUT/split_timing.json, running nothing")
     args = ap.parse_args(argv)
@@ -532,6 +543,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.command = " ".join(["bench/split_timing.py", *(argv if argv is not None else sys.argv[1:])])
     batches = args.warmup + args.iterations
+    global CLIENT_QUOTA
+    if args.cpu_quota is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from cpu_quota import CpuQuota, available
+
+        ok, why = available()
+        if not ok:
+            ap.error(f"--cpu-quota: {why}")
+        CLIENT_QUOTA = CpuQuota(args.cpu_quota)
     t_start = time.perf_counter()
 
     header = [
@@ -544,6 +564,9 @@ def main(argv: list[str] | None = None) -> int:
         f"repeats: {args.warmup} warm-up + {args.iterations} measured batches of 100 per run; "
         "figures are medians of the measured batches (client wall time per batch).",
     ]
+    if CLIENT_QUOTA is not None:
+        header.append(f"EMULATED client: every client process held to {CLIENT_QUOTA.describe()}; "
+                      "the cloud runs at full speed")
     for line in header:
         print(line, flush=True)
     TMP.mkdir(parents=True, exist_ok=True)
@@ -603,6 +626,8 @@ def main(argv: list[str] | None = None) -> int:
     footer = f"uptime at end: {uptime()}; bench wall time {elapsed:.0f} s"
     print(footer, flush=True)
     report(args, rows, header + ["data: " + data_note], footer, counts, splits, wires)
+    if CLIENT_QUOTA is not None:
+        CLIENT_QUOTA.close()
     return 0
 
 

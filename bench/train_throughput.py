@@ -1,4 +1,4 @@
-"""Training iterations per second: tinycaffe's Solver against the same nets in PyTorch CPU.
+"""Training step time: tinycaffe's Solver against the same nets in PyTorch CPU, batch 100.
 
 For cifar10_quick and cifar10_full (prototxt/*_train_test.prototxt, TRAIN
 phase, batch 100) both engines start from the same weights (tinycaffe's
@@ -6,121 +6,190 @@ fillers, copied into torch) and train on the same fixed batch (the first 100
 CIFAR-10 training images, mean-subtracted, when ../shared has them; else
 synthetic) with the same SGD (base_lr 0.001, momentum 0.9, weight_decay
 0.004, each parameter's lr_mult / decay_mult as torch param groups). The
-torch nets are built by hand: Caffe's ceil-mode pooling, its within-channel
-LRN as x * (1 + alpha * avgpool3x3(x^2)) ^ -beta. A few first losses of both
-are printed as a check that the two really compute the same thing.
+torch nets are built by hand (bench/torch_cifar.py): Caffe's ceil-mode
+pooling, its within-channel LRN as x * (1 + alpha * avgpool3x3(x^2)) ^ -beta.
+The first three losses of both are printed as a check that the two really
+compute the same thing.
 
-One iteration = forward + backward + update. Blocks of ``--iters``
-iterations alternate between the engines (so load from other processes hits
-both alike), ``--repeats`` blocks each (after 3 warm-up iterations), median per-iteration time reported,
-with 1 and 2 threads. Usage:
+One step = forward + backward + SGD update. Every measurement is a fresh
+subprocess running one engine only (no thread pool of one spinning while the
+other computes), with OMP/OPENBLAS/MKL/NUMBA/TINYCAFFE_NUM_THREADS set to the
+thread count and each library's own setting (tinycaffe.set_num_threads or the
+CLI's set_threads; torch.set_num_threads, set_num_interop_threads(1)). A
+subprocess runs 3 warm-up steps, then ``--iters`` timed steps; its median is
+that round's figure. Engines alternate over ``--rounds`` rounds (order
+rotating); the table gives the median of the round medians. Usage:
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/train_throughput.py [--repeats 5] [--iters 4]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/train_throughput.py [--rounds 3] [--iters 8] [--write]
+
+``--write`` saves the output to bench/results/train_throughput.txt.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-from machine import print_machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-from tinycaffe.cli.common import set_threads  # noqa: E402
-from tinycaffe.solver import Solver  # noqa: E402
-from torch_cifar import BATCH, solver_for, torch_model  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 NETS = {"cifar10_quick": "prototxt/cifar10_quick_train_test.prototxt",
         "cifar10_full": "prototxt/cifar10_full_train_test.prototxt"}
 CIFAR = REPO.parent / "shared" / "data" / "cifar10" / "data_batch_1.bin"
+ENGINES = ("tinycaffe", "torch")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+               "TINYCAFFE_NUM_THREADS")
 
 
-def batch() -> tuple[np.ndarray, np.ndarray, str]:
+def batch(size: int) -> tuple[np.ndarray, np.ndarray, str]:
     """(images float32 NCHW, labels, description) for the one batch both engines train on."""
     if CIFAR.is_file():
         from tinycaffe.data.cifar10 import read_cifar10_bin
 
         images, labels = read_cifar10_bin(CIFAR)
-        x = images[:BATCH].astype(np.float32)
+        x = images[:size].astype(np.float32)
         x -= x.mean(axis=(0, 2, 3), keepdims=True)  # stands in for the mean file
-        return x, labels[:BATCH].astype(np.float32), f"first {BATCH} images of {CIFAR.name}"
+        return x, labels[:size].astype(np.float32), f"first {size} images of {CIFAR.name}"
     rng = np.random.default_rng(0)
-    x = (rng.standard_normal((BATCH, 3, 32, 32)) * 50).astype(np.float32)
-    return x, rng.integers(0, 10, BATCH).astype(np.float32), "synthetic N(0, 50^2) images"
+    x = (rng.standard_normal((size, 3, 32, 32)) * 50).astype(np.float32)
+    return x, rng.integers(0, 10, size).astype(np.float32), "synthetic N(0, 50^2) images"
 
 
-def torch_step(torch, model, opt, x, y) -> Callable[[], float]:
-    def step() -> float:
-        opt.zero_grad(set_to_none=False)
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    return step
+def worker(job: dict) -> dict:
+    """One engine, one net, one thread count: warm-up losses and timed step times."""
+    from torch_cifar import BATCH, solver_for, torch_model
 
+    import tinycaffe
 
-def tinycaffe_step(solver: Solver) -> Callable[[], float]:
-    def step() -> float:
-        solver.step(1)
-        return solver.net.loss
-    return step
+    threads = job["threads"]
+    how = "tinycaffe.set_num_threads"
+    if hasattr(tinycaffe, "set_num_threads"):
+        tinycaffe.set_num_threads(threads)
+    else:
+        from tinycaffe.cli.common import set_threads
 
+        set_threads(threads)
+        how = "tinycaffe.cli.common.set_threads (--threads)"
+    x_np, y_np, _ = batch(BATCH)
+    solver = solver_for(REPO / NETS[job["net"]])  # both engines start from its filler weights
+    if job["engine"] == "tinycaffe":
+        solver.net.blobs["data"].data[...] = x_np
+        solver.net.blobs["label"].data[...] = y_np
 
-def timed_block(step: Callable[[], float], iters: int) -> float:
-    t = time.perf_counter()
-    for _ in range(iters):
+        def step() -> float:
+            solver.step(1)
+            return solver.net.loss
+    else:
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(1)
+        how = f"torch {torch.__version__} set_num_threads({threads})"
+        model, opt = torch_model(torch, job["net"], solver)
+        x, y = torch.from_numpy(x_np), torch.from_numpy(y_np).long()
+
+        def step() -> float:
+            opt.zero_grad(set_to_none=False)
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss.item()
+    losses = [step() for _ in range(3)]  # warm-up, and the check
+    times = []
+    for _ in range(job["iters"]):
+        t = time.perf_counter()
         step()
-    return (time.perf_counter() - t) / iters
+        times.append(time.perf_counter() - t)
+    solver.close()
+    return {"losses": losses, "median_ms": float(np.median(times)) * 1e3, "how": how}
+
+
+def launch(job: dict) -> dict:
+    env = dict(os.environ)
+    for var in THREAD_VARS:
+        env[var] = str(job["threads"])
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
+                          env=env, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise SystemExit(f"{job['engine']} {job['net']} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5, help="timed blocks per engine and setting")
-    ap.add_argument("--iters", type=int, default=4, help="iterations per timed block")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (one subprocess per engine each)")
+    ap.add_argument("--iters", type=int, default=8, help="timed steps per subprocess")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
+    ap.add_argument("--write", action="store_true", help="save the output to bench/results/train_throughput.txt")
     args = ap.parse_args(argv)
-    import torch
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+    from machine import print_machine_info
 
-    x_np, y_np, what = batch()
-    print_machine_info()
-    print(f"torch {torch.__version__}; data: {what}; batch {BATCH}; SGD lr 0.001 momentum 0.9 wd 0.004")
-    print(f"{args.repeats} alternating blocks of {args.iters} iterations per engine after 3 warm-up "
-          "iterations; median ms per iteration (forward + backward + update)\n")
-    x, y = torch.from_numpy(x_np), torch.from_numpy(y_np).long()
-    rows = []
+    out: list[str] = []
+
+    def say(line: str = "") -> None:
+        print(line, flush=True)
+        out.append(line)
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        print_machine_info()
+    for line in buf.getvalue().splitlines():
+        say(line)
+    _, _, what = batch(1)
+    say(f"data: {what.replace('first 1 images', 'first 100 images')}; batch 100; "
+        "SGD lr 0.001 momentum 0.9 wd 0.004")
+    say(f"{args.rounds} rounds, each one subprocess per engine (order rotating): 3 warm-up steps, then "
+        f"{args.iters} timed steps; median over rounds of the per-round median ms per step "
+        "(forward + backward + update)")
+    rows, hows = [], {}
     for name in args.nets:
         for n in args.threads:
-            set_threads(n)
-            torch.set_num_threads(n)
-            solver = solver_for(REPO / NETS[name])
-            solver.net.blobs["data"].data[...] = x_np
-            solver.net.blobs["label"].data[...] = y_np
-            model, opt = torch_model(torch, name, solver)
-            ours, theirs = tinycaffe_step(solver), torch_step(torch, model, opt, x, y)
-            first = [(ours(), theirs()) for _ in range(3)]  # warm-up, and the check
+            per = {e: [] for e in ENGINES}
+            losses = {}
+            for r in range(args.rounds):
+                order = ENGINES[r % 2:] + ENGINES[: r % 2]
+                for e in order:
+                    res = launch({"engine": e, "net": name, "threads": n, "iters": args.iters})
+                    per[e].append(res["median_ms"])
+                    losses[e] = res["losses"]
+                    hows[e] = res["how"]
             if n == args.threads[0]:
-                print(f"{name}: first losses tinycaffe vs torch: "
-                      + ", ".join(f"{a:.5f}/{b:.5f}" for a, b in first))
-            t_ours, t_theirs = [], []
-            for _ in range(args.repeats):
-                t_ours.append(timed_block(ours, args.iters))
-                t_theirs.append(timed_block(theirs, args.iters))
-            solver.close()
-            rows.append((name, n, float(np.median(t_ours)) * 1e3, float(np.median(t_theirs)) * 1e3))
-    print(f"\n{'net':15s} {'threads':>7s} {'tinycaffe ms':>13s} {'torch ms':>9s} {'tinycaffe it/s':>15s} "
-          f"{'torch it/s':>11s} {'tinycaffe/torch time':>21s}")
+                say(f"{name}: first losses tinycaffe/torch: " + ", ".join(
+                    f"{a:.5f}/{b:.5f}" for a, b in zip(losses["tinycaffe"], losses["torch"])))
+            med = {e: float(np.median(v)) for e, v in per.items()}
+            rows.append((name, n, med["tinycaffe"], med["torch"]))
+            print(f"  {name} threads {n}: " + ", ".join(
+                f"{e} {med[e]:.1f} ms (rounds {', '.join(f'{v:.1f}' for v in per[e])})" for e in ENGINES),
+                flush=True)
+    say("engines: " + "; ".join(f"{e}: {h}" for e, h in hows.items()))
+    say()
+    say(f"{'net':15s} {'threads':>7s} {'tinycaffe ms':>13s} {'torch ms':>9s} {'tinycaffe it/s':>15s} "
+        f"{'torch it/s':>11s} {'tinycaffe/torch time':>21s}")
     for name, n, a, b in rows:
-        print(f"{name:15s} {n:7d} {a:13.1f} {b:9.1f} {1e3 / a:15.2f} {1e3 / b:11.2f} {a / b:21.2f}")
+        say(f"{name:15s} {n:7d} {a:13.1f} {b:9.1f} {1e3 / a:15.2f} {1e3 / b:11.2f} {a / b:21.2f}")
     if hasattr(os, "getloadavg"):
-        print("\nload average after: %.2f %.2f %.2f  (other processes on the machine skew timings)"
-              % os.getloadavg())
+        say("\nload average after: %.2f %.2f %.2f  (other processes on the machine skew timings)"
+            % os.getloadavg())
+    if args.write:
+        cmd = ("env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/train_throughput.py "
+               + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+        path = REPO / "bench/results/train_throughput.txt"
+        path.write_text(f"# {cmd}   ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n" + "\n".join(out) + "\n")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

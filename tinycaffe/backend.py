@@ -72,3 +72,30 @@ def asnumpy(a: Any) -> np.ndarray:
 def kernel_preference() -> str:
     """Which CPU kernels to use: "numba" (default) or "numpy" (TINYCAFFE_KERNELS=numpy)."""
     return os.environ.get("TINYCAFFE_KERNELS", "numba").lower()
+
+
+def kernel_summary(device: str = "cpu") -> str:
+    """One line saying which kernels run on ``device`` and with how many threads.
+
+    ``tinycaffe test`` prints it, so a run on a machine without Numba (32-bit
+    Raspberry Pi OS, where PyPI has no numba) says it used the NumPy kernels.
+    """
+    if device == "gpu":
+        return "kernels: cupy (GPU)"
+    import importlib.util
+
+    from . import kernels
+
+    impl = kernels.implementation(np.empty(0, dtype=np.float32))
+    if impl is kernels.numba_kernels:
+        n = kernels.get_num_threads()
+        return f"kernels: numba ({n} thread{'s' if n != 1 else ''})"
+    if kernel_preference() != "numba":
+        why = f"TINYCAFFE_KERNELS={os.environ.get('TINYCAFFE_KERNELS')}"
+    elif kernels.numba_unused_because:
+        why = kernels.numba_unused_because
+    elif importlib.util.find_spec("numba") is None:
+        why = "numba is not installed"
+    else:
+        why = "numba failed to import"
+    return f"kernels: numpy ({why})"

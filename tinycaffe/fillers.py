@@ -6,8 +6,10 @@ import math
 import numpy as np
 
 from .errors import NetError
+from .proto import caffe_pb2
 
-_VARIANCE_NORM = {0: "fan_in", 1: "fan_out", 2: "average"}  # FillerParameter.VarianceNorm
+_F = caffe_pb2.FillerParameter
+_VARIANCE_NORM = {_F.FAN_IN: "fan_in", _F.FAN_OUT: "fan_out", _F.AVERAGE: "average"}
 
 
 def _fan(shape: tuple[int, ...], norm: int) -> float:

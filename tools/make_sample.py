@@ -4,7 +4,8 @@
 
 Converts the full CIFAR-10 set with tinycaffe's converter into a temporary
 directory, then keeps the training-set mean and the first --count records of
-the test LMDB (same keys and bytes as the full test LMDB).
+the test LMDB (same keys and bytes as the full test LMDB), also written in the
+portable format of tinycaffe/data/portable_sample.py for 32-bit machines.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from tinycaffe.data.cifar10 import convert_cifar10  # noqa: E402
 from tinycaffe.data.lmdb_reader import write_lmdb  # noqa: E402
+from tinycaffe.data.portable_sample import SAMPLE_RECORDS as PORTABLE, write_records  # noqa: E402
 
 SAMPLE = REPO / "tinycaffe" / "sample"
 
@@ -57,6 +59,9 @@ def main() -> None:
         write_lmdb(out_db, records, map_size=len(records) * 8192 + (1 << 20))
         shutil.copyfile(info["mean_file"], SAMPLE / "mean.binaryproto")
     (out_db / "lock.mdb").unlink(missing_ok=True)  # readers open with lock=False
+    # The same records without LMDB's word-size-dependent layout, for 32-bit machines.
+    write_records(PORTABLE, records)
+    print(f"{PORTABLE}: the same records, portable format ({PORTABLE.stat().st_size} bytes)")
     size = (out_db / "data.mdb").stat().st_size
     print(f"{out_db}: {len(records)} records, data.mdb {size} bytes")
     print(f"{SAMPLE / 'mean.binaryproto'}: training-set mean over {info['train_records']} images")

@@ -45,9 +45,9 @@ def test_label_zero_is_written():
     assert raw.endswith(bytes([0x28, 0]))
 
 
-def test_encoded_datum_rejected():
+def test_undecodable_encoded_datum_names_its_key():
     d = caffe_pb2.Datum(channels=3, height=2, width=2, data=b"\xff\xd8\xff", encoded=True)
-    with pytest.raises(DataError, match="encoded"):
+    with pytest.raises(DataError, match=r"some/key \(encoded datum\): cannot decode image"):
         datum_to_array(d, "some/key")
 
 

@@ -1,6 +1,7 @@
 """Shared pieces of the kernel tests: implementations under test, data, comparisons."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -11,10 +12,14 @@ from hypothesis import HealthCheck, settings
 from tinycaffe.backend import asnumpy, gpu_available
 from tinycaffe.kernels import numpy_kernels, sizes
 
-try:
-    from tinycaffe.kernels import numba_kernels
-except ImportError:  # pragma: no cover - numba is a hard dependency
-    numba_kernels = None
+from tinycaffe.kernels import numba_kernels  # None where Numba is absent or too old
+
+# Where Numba is missing (32-bit Pi OS) or older than kernels.MIN_NUMBA, only the
+# NumPy kernels run: tests of the Numba kernels skip, saying why.
+NO_NUMBA = ("numba not usable here: "
+            + (getattr(__import__("tinycaffe.kernels", fromlist=["x"]), "numba_unused_because", "")
+               or "not installed"))
+requires_numba = pytest.mark.skipif(numba_kernels is None, reason=NO_NUMBA)
 
 # Hypothesis settings for the randomised comparisons: fast, no deadline (the
 # first example of a run may include Numba's compile or cache load).
@@ -83,3 +88,20 @@ def assert_close(actual, expected, rtol: float = 1e-5, atol: float = 1e-5) -> No
 def pool_ok(size: int, kernel: int, stride: int, pad: int) -> bool:
     """A pooling geometry Caffe accepts (pad < kernel) with at least one output."""
     return pad < kernel and size + 2 * pad >= kernel and sizes.pool_out_size(size, kernel, stride, pad) >= 1
+
+
+@contextlib.contextmanager
+def threads_splitting(n_threads: int):
+    """``n_threads`` kernel threads with the work threshold off, so that even small test
+    arrays are cut into several ranges, as big ones are."""
+    from tinycaffe import kernels
+    from tinycaffe.kernels import threads
+
+    old_n, old_below = threads.get_num_threads(), threads.SERIAL_BELOW_US
+    kernels.set_num_threads(n_threads)
+    threads.SERIAL_BELOW_US = 0.0
+    try:
+        yield
+    finally:
+        threads.SERIAL_BELOW_US = old_below
+        kernels.set_num_threads(old_n)

@@ -7,9 +7,22 @@ import pytest
 from tinycaffe import kernels
 from tinycaffe.kernels import numba_kernels, numpy_kernels, reference as ref, threads
 
-from .helpers import assert_close
+from .helpers import assert_close, requires_numba
 
 
+def test_without_usable_numba_the_numpy_kernels_run(monkeypatch):
+    if numba_kernels is not None:
+        pytest.skip("numba is usable here")
+    monkeypatch.delenv("TINYCAFFE_KERNELS", raising=False)
+    assert kernels.implementation(np.zeros(1, np.float32)) is numpy_kernels
+
+
+def test_numba_older_than_the_minimum_is_not_trusted():
+    assert kernels._version("0.56.4") < kernels.MIN_NUMBA <= kernels._version("0.58.0rc1")
+    assert kernels._version("1.0") > kernels.MIN_NUMBA
+
+
+@requires_numba
 def test_numpy_arrays_go_to_numba_by_default(monkeypatch):
     monkeypatch.delenv("TINYCAFFE_KERNELS", raising=False)
     assert kernels.implementation(np.zeros(1, np.float32)) is numba_kernels
@@ -17,7 +30,7 @@ def test_numpy_arrays_go_to_numba_by_default(monkeypatch):
     assert kernels.implementation(np.zeros(1, np.float32)) is numpy_kernels
 
 
-@pytest.mark.parametrize("pref", ["numba", "numpy"])
+@pytest.mark.parametrize("pref", [pytest.param("numba", marks=requires_numba), "numpy"])
 def test_public_api_matches_reference(monkeypatch, pref):
     monkeypatch.setenv("TINYCAFFE_KERNELS", pref)
     rng = np.random.default_rng(0)
@@ -36,6 +49,7 @@ def test_public_api_matches_reference(monkeypatch, pref):
                  ref.lrn_forward(x.astype(np.float64), 5, 1e-2, 0.75, 2.0, "across"))
 
 
+@requires_numba
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 @pytest.mark.parametrize("batch", [1, 2, 5])
 def test_thread_counts_and_batch_sizes_agree(n_threads, batch):
@@ -73,7 +87,8 @@ def test_worker_exceptions_propagate():
         threads.parallel_for(8, boom)
 
 
-@pytest.mark.parametrize("module", [numba_kernels, numpy_kernels])
+@pytest.mark.parametrize("module", [pytest.param(numba_kernels, marks=requires_numba, id="numba"),
+                                    pytest.param(numpy_kernels, id="numpy")])
 def test_empty_batch_and_bad_out(module):
     x = np.zeros((0, 2, 5, 5), np.float32)
     w = np.ones((3, 2, 3, 3), np.float32)

@@ -73,3 +73,39 @@ def test_train_and_test_nets_may_read_the_same_lmdb(tmp_path):
 def test_missing_lmdb_names_layer_and_path(tmp_path):
     with pytest.raises(DataError, match=rf"layer 'd': .*{tmp_path.name}.*nope.*not found"):
         tinycaffe.Net(net_text(tmp_path / "nope", 2))
+
+
+def _png(arr):
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(arr).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("backend", ["LMDB", "LEVELDB"])
+def test_encoded_datums_are_decoded_like_caffe(tmp_path, backend):
+    from tinycaffe.data.datum import encoded_datum
+    from tinycaffe.data.db import DatumWriter
+
+    if backend == "LEVELDB":
+        pytest.importorskip("plyvel")
+    rgb = np.random.default_rng(1).integers(0, 256, (3, 5, 4, 3), dtype=np.uint8)
+    with DatumWriter(tmp_path / "db", backend.lower()) as w:
+        for i, arr in enumerate(rgb):
+            w.put(f"{i:08d}".encode(), encoded_datum(_png(arr), i).SerializeToString())
+    text = f"""
+    layer {{ name: "d" type: "Data" top: "data" top: "label"
+             transform_param {{ force_gray: {'true' if backend == 'LEVELDB' else 'false'} }}
+             data_param {{ source: "{tmp_path / 'db'}" batch_size: 3 backend: {backend} }} }}"""
+    net = tinycaffe.Net(text)
+    net.forward()
+    if backend == "LMDB":  # decoded as BGR, C x H x W
+        np.testing.assert_array_equal(net.blobs["data"].data, rgb[..., ::-1].transpose(0, 3, 1, 2))
+    else:  # force_gray: one channel, libpng's luma
+        r, g, b = (rgb[..., i].astype(np.int64) for i in range(3))
+        np.testing.assert_array_equal(net.blobs["data"].data[:, 0], (r * 9797 + g * 19234 + b * 3737) >> 15)
+    np.testing.assert_array_equal(net.blobs["label"].data, [0, 1, 2])
+    net.close()

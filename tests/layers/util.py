@@ -7,7 +7,7 @@ import numpy as np
 from google.protobuf import text_format
 
 from tinycaffe.layers import create_layer
-from tinycaffe.net.blob import Blob
+from tinycaffe.blob import Blob
 from tinycaffe.proto import caffe_pb2
 
 
@@ -18,16 +18,15 @@ def layer_param(text: str) -> "caffe_pb2.LayerParameter":
 
 def make_layer(text: str, bottoms: Sequence[np.ndarray], n_tops: int = 1, phase: str = "test", seed: int = 0,
                params: Sequence[np.ndarray] | None = None, in_place: bool = False):
-    """Build, set up and reshape a layer on float32 copies of ``bottoms``; returns (layer, bottoms, tops).
+    """Build and set up (counts, setup, reshape) a layer on float32 copies of ``bottoms``; returns (layer, bottoms, tops).
 
     ``in_place`` makes top i the same blob as bottom i (as a prototxt with
-    top == bottom does). ``params`` overwrite the layer's blobs after setup.
+    top == bottom does). ``params`` overwrite the layer's blobs after set-up.
     """
     lp = layer_param(text)
     if not lp.name:
         lp.name = "under_test"
-    layer = create_layer(lp, phase, np)
-    layer.rng = np.random.default_rng(seed)
+    layer = create_layer(lp, phase, np, rng=np.random.default_rng(seed))
     bottom_blobs = []
     for i, arr in enumerate(bottoms):
         b = Blob(f"b{i}", np, np.shape(arr))
@@ -37,13 +36,11 @@ def make_layer(text: str, bottoms: Sequence[np.ndarray], n_tops: int = 1, phase:
         top_blobs = [bottom_blobs[i] if i < len(bottom_blobs) else Blob(f"t{i}", np) for i in range(n_tops)]
     else:
         top_blobs = [Blob(f"t{i}", np) for i in range(n_tops)]
-    layer.check_counts(len(bottom_blobs), len(top_blobs))
-    layer.setup(bottom_blobs, top_blobs)
+    layer.set_up(bottom_blobs, top_blobs)  # the life cycle the Net runs: counts -> setup -> reshape
     if params is not None:
         assert len(params) == len(layer.blobs), (len(params), len(layer.blobs))
         for blob, value in zip(layer.blobs, params):
             blob.data[...] = np.asarray(value, dtype=np.float32).reshape(blob.shape)
-    layer.reshape(bottom_blobs, top_blobs)
     return layer, bottom_blobs, top_blobs
 
 

@@ -75,3 +75,48 @@ def test_shared_params_are_one_blob_and_frozen_layers_get_no_backward():
     net.backward()
     assert np.abs(net.params["ip_a"][0].diff).sum() > 0
     assert np.abs(net.params["side"][0].diff).sum() == 0
+
+
+def test_force_backward_turns_on_every_layer_but_not_into_labels():
+    forced = tinycaffe.Net("force_backward: true\n" + NET, phase="train", seed=4)
+    plain = tinycaffe.Net(NET, phase="train", seed=4)
+    i_loss = forced.layer_names.index("loss")
+    i_conv = forced.layer_names.index("conv")
+    # Caffe's LossLayer::AllowForceBackward: the prediction yes, the labels (bottom 1) no.
+    assert forced._propagate_down[i_loss] == [True, False]
+    assert plain._propagate_down[i_conv] == [False]  # nothing upstream learns: no data gradient
+    assert forced._propagate_down[i_conv] == [True]
+    assert not forced._need_backward[forced.layer_names.index("d")]  # data layers have nothing to do
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 2, 6, 6)).astype(np.float32)
+    labels = np.array([0, 3, 1], np.float32)
+    _loss(forced, x, labels)
+    forced.clear_param_diffs()
+    grads = forced.backward()
+    assert set(grads) == {"data", "label"} and grads["data"].any() and not grads["label"].any()
+    # The input gradient against central differences on a few entries.
+    for idx in [(0, 0, 0, 0), (2, 1, 5, 3), (1, 1, 2, 4)]:
+        step = np.zeros_like(x)
+        step[idx] = 1e-2
+        numeric = (_loss(forced, x + step, labels) - _loss(forced, x - step, labels)) / 2e-2
+        assert abs(numeric - grads["data"][idx]) <= 2e-2 * max(abs(numeric), 1e-3), idx
+
+
+def test_force_backward_reaches_layers_no_loss_depends_on():
+    text = """
+    force_backward: true
+    layer { name: "d" type: "Input" top: "a" input_param { shape { dim: [2, 5] } } }
+    layer { name: "ip" type: "InnerProduct" bottom: "a" top: "b"
+            inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 1 } } }
+    layer { name: "sig" type: "Sigmoid" bottom: "b" top: "c" }
+    """
+    net = tinycaffe.Net(text, seed=0)
+    x = np.random.default_rng(2).standard_normal((2, 5)).astype(np.float32)
+    net.forward(a=x)
+    top = np.random.default_rng(3).standard_normal((2, 3)).astype(np.float32)
+    grads = net.backward(c=top)
+    s = 1 / (1 + np.exp(-(x @ net.params["ip"][0].data.T + net.params["ip"][1].data)))
+    expected = (top * s * (1 - s)) @ net.params["ip"][0].data
+    np.testing.assert_allclose(grads["a"], expected, rtol=1e-4, atol=1e-6)
+    # The weight gradient accumulated too, as Caffe's does.
+    np.testing.assert_allclose(net.params["ip"][0].diff, (top * s * (1 - s)).T @ x, rtol=1e-4, atol=1e-6)

@@ -70,8 +70,8 @@ def test_reshape_changes_batch_and_keeps_buffers():
     net.blobs["data"].reshape(5, 3, 8, 8)
     net.reshape()
     assert net.blobs["prob"].shape == (5, 5)
-    with pytest.raises(ShapeError, match=r"input 'data' has shape \(2, 3, 8, 8\)"):
-        net.forward(data=np.zeros((2, 3, 8, 8), np.float32))
+    # An input of a new shape reshapes the net on forward, as Caffe does.
+    assert net.forward(data=np.zeros((2, 3, 8, 8), np.float32))["prob"].shape == (2, 5)
 
 
 def test_phase_filtering_and_splits():
@@ -170,3 +170,154 @@ def test_in_place_only_where_the_layer_allows_it():
             'layer { name: "c" type: "Convolution" bottom: "x" top: "x" convolution_param { num_output: 2 kernel_size: 1 } }')
     with pytest.raises(NetError, match="layer 'c' \\(type Convolution\\) cannot compute in place"):
         tinycaffe.Net(text)
+
+
+def _count_fills(monkeypatch) -> list[str]:
+    """Record which blobs a filler runs for (the ``where`` text names layer and blob)."""
+    import tinycaffe.fillers
+
+    calls: list[str] = []
+    real = tinycaffe.fillers.fill
+
+    def counting(shape, param, rng, where=""):
+        calls.append(where)
+        return real(shape, param, rng, where)
+
+    monkeypatch.setattr(tinycaffe.fillers, "fill", counting)
+    return calls
+
+
+def test_weights_given_skip_the_fillers_of_the_layers_they_cover(tmp_path, monkeypatch):
+    from tinycaffe.proto.caffemodel import write_caffemodel
+
+    source = tinycaffe.Net(TINY, seed=1)
+    path = tmp_path / "tiny.caffemodel"
+    source.save(path)
+    only_conv = tmp_path / "conv_only.caffemodel"
+    write_caffemodel(only_conv, source.param, {"conv": [b.data for b in source.params["conv"]]})
+    calls = _count_fills(monkeypatch)
+    tinycaffe.Net(TINY)
+    assert calls == ["layer 'conv' weight", "layer 'conv' bias", "layer 'ip' weight", "layer 'ip' bias"]
+    calls.clear()
+    net = tinycaffe.Net(TINY, weights=str(path))
+    assert calls == []
+    np.testing.assert_array_equal(net.params["ip"][0].data, source.params["ip"][0].data)
+    calls.clear()
+    partly = tinycaffe.Net(TINY, weights=str(only_conv))
+    assert calls == ["layer 'ip' weight", "layer 'ip' bias"]  # the layer the file lacks is filled as usual
+    np.testing.assert_array_equal(partly.params["conv"][0].data, source.params["conv"][0].data)
+    assert partly.params["ip"][0].data.any()
+
+
+def test_every_weights_reader_gives_the_same_blobs(tmp_path):
+    """Span reader (packed floats), general reader (doubles), HDF5, and a map of arrays."""
+    from tinycaffe.proto import caffe_pb2
+
+    source = tinycaffe.Net(TINY, seed=2)
+    packed = tmp_path / "packed.caffemodel"
+    source.save(packed)
+    doubles = caffe_pb2.NetParameter()
+    doubles.CopyFrom(source.param)
+    for lp in doubles.layer:
+        for blob in source.params.get(lp.name, []):
+            bp = lp.blobs.add()
+            bp.shape.dim.extend(blob.shape)
+            bp.double_data.extend(blob.data.astype(np.float64).ravel().tolist())
+    as_doubles = tmp_path / "doubles.caffemodel"
+    as_doubles.write_bytes(doubles.SerializeToString())
+    given = {name: [b.data.copy() for b in blobs] for name, blobs in source.params.items()}
+    nets = [tinycaffe.Net(TINY, weights=str(packed)), tinycaffe.Net(TINY, weights=str(as_doubles)),
+            tinycaffe.Net(TINY, weights=given)]
+    pytest.importorskip("h5py")
+    h5 = tmp_path / "tiny.caffemodel.h5"
+    source.save_hdf5(str(h5))
+    nets.append(tinycaffe.Net(TINY, weights=str(h5)))
+    for net in nets:
+        for name, blobs in source.params.items():
+            for a, b in zip(net.params[name], blobs):
+                np.testing.assert_array_equal(a.data, b.data)
+    # A caller's arrays are copied: training the net must not change them.
+    nets[2].params["conv"][0].data[...] = 0
+    assert given["conv"][0].any()
+
+
+def test_truncated_caffemodel_names_the_file(tmp_path):
+    path = tmp_path / "tiny.caffemodel"
+    tinycaffe.Net(TINY).save(path)
+    cut = tmp_path / "cut.caffemodel"
+    cut.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(FormatError, match="cut.caffemodel: malformed caffemodel"):
+        tinycaffe.Net(TINY, weights=str(cut))
+    with pytest.raises(FormatError, match="nope.caffemodel: no such weights file"):
+        tinycaffe.Net(TINY, weights=str(tmp_path / "nope.caffemodel"))
+
+
+def test_loading_weights_holds_them_in_memory_once(tmp_path):
+    """Net(model, weights) allocates the parameters once: no parsed copy, no filled copy."""
+    import tracemalloc
+
+    text = """
+    layer { name: "data" type: "Input" top: "data" input_param { shape { dim: [1, 2000] } } }
+    layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+            inner_product_param { num_output: 1000 weight_filler { type: "gaussian" std: 0.1 } } }
+    """
+    path = tmp_path / "big.caffemodel"
+    tinycaffe.Net(text).save(path)
+    weight_bytes = 1000 * 2000 * 4
+    tracemalloc.start()
+    try:
+        net = tinycaffe.Net(text, weights=str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert net.params["ip"][0].data.any()
+    assert peak < 1.25 * weight_bytes, f"peak {peak / 1e6:.1f} MB for {weight_bytes / 1e6:.1f} MB of weights"
+    # copy_from into a built net writes in place; the general reader (HDF5, doubles...)
+    # holds a second copy, which shows the measurement sees one.
+    from tinycaffe.net.weights import copy_weights
+    from tinycaffe.proto.caffemodel import load_weights
+
+    built = tinycaffe.Net(text)
+    peaks = []
+    for load in (lambda: built.copy_from(str(path)), lambda: copy_weights(built, load_weights(path))):
+        tracemalloc.start()
+        try:
+            load()
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    np.testing.assert_array_equal(built.params["ip"][0].data, net.params["ip"][0].data)
+    assert peaks[0] < 0.1 * weight_bytes < weight_bytes <= peaks[1], peaks
+
+
+@pytest.mark.parametrize("step", ["setup", "reshape"])
+def test_a_foreign_error_while_setting_up_names_the_layer_step_and_shapes(monkeypatch, step):
+    # Layer.set_up runs the life cycle for the Net: a bug inside it must still say where.
+    from tinycaffe.layers.inner_product import InnerProduct
+
+    def broken(self, bottoms, tops):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(InnerProduct, step, broken)
+    with pytest.raises(NetError, match=rf"layer 'ip' \(type InnerProduct\) failed in {step} with bottoms .*ValueError: boom"):
+        tinycaffe.Net(TINY)
+
+
+def test_set_up_checks_counts_before_setup():
+    from tests.layers.util import layer_param
+    from tinycaffe.blob import Blob
+    from tinycaffe.layers import create_layer
+
+    layer = create_layer(layer_param('name: "r" type: "ReLU"'))
+    with pytest.raises(NetError, match=r"layer 'r' \(type ReLU\) takes exactly 1 bottom blob\(s\), got 2"):
+        layer.set_up([Blob("a"), Blob("b")], [Blob("t")])
+
+
+def test_layers_get_the_nets_rng_and_the_given_bottom_names():
+    # A Split layer renames the bottoms of conv's two consumers; the layers keep the prototxt's names.
+    text = TINY.replace('layer { name: "prob"', 'layer { name: "ip2" type: "InnerProduct" bottom: "pool" top: "ip2" '
+                        'inner_product_param { num_output: 2 } }\nlayer { name: "prob"')
+    net = tinycaffe.Net(text, seed=3)
+    ip = net.layers[net.layer_names.index("ip")]
+    assert ip.rng is net.rng
+    assert ip.bottom_names == ["pool"] and net.bottom_names["ip"] != ["pool"]

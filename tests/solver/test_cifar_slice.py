@@ -72,4 +72,5 @@ max_iter: 120  display: 0  random_seed: 3  snapshot_after_train: false
           f"held-out accuracy {scores['accuracy']:.2f}")
     assert last < 0.85 * first
     assert scores["accuracy"] > 0.2  # chance is 0.1
-    assert seconds < 30
+    # No wall-clock bound: speed is measured in bench/, and a slow machine (an emulated
+    # ARM board, a loaded CI runner) must still pass. The time is printed above.

@@ -95,3 +95,45 @@ def test_adam_first_step_is_lr_times_sign():
     hist = [np.zeros(2, np.float32), np.zeros(2, np.float32)]
     RULES["Adam"].apply(g, hist, [np.empty(2, np.float32)], 0.01, Hyper(0.9, 0.999, 1e-8), 1)
     np.testing.assert_allclose(g, [0.01, -0.01], rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+@pytest.mark.parametrize("regularization", ["L2", "L1"])
+def test_an_update_allocates_no_parameter_sized_array(name, regularization):
+    """The module's promise: rules (and the weight decay before them) work in place,
+    with the solver's scratch as their only temporaries.  A 1 MB parameter: a single
+    temporary of its size would show in tracemalloc's peak."""
+    import tracemalloc
+
+    from tinycaffe.solver import Solver
+
+    from .helpers import solver_param
+
+    net = """
+    name: "big"
+    layer { name: "in" type: "Input" top: "data" top: "target"
+            input_param { shape { dim: [2, 512] } shape { dim: [2, 512] } } }
+    layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+            inner_product_param { num_output: 512 weight_filler { type: "gaussian" std: 0.1 } } }
+    layer { name: "loss" type: "EuclideanLoss" bottom: "ip" bottom: "target" top: "loss" }
+    """
+    momentum = 0.0 if name in ("AdaGrad", "RMSProp") else 0.9
+    solver = Solver(solver_param(net, type=name, momentum=momentum, weight_decay=0.01,
+                                 regularization_type=regularization, clip_gradients=0.5),
+                    log=lambda line: None)
+    try:
+        solver.net.blobs["data"].data[...] = 1.0
+        solver.step(2)  # histories and caches warm
+        solver.net.forward()
+        solver.net.backward()
+        tracemalloc.start()
+        try:
+            solver.apply_update()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    finally:
+        solver.close()
+    weights = solver.net.params["ip"][0].data.nbytes
+    assert weights == 512 * 512 * 4
+    assert peak < weights // 16, f"apply_update peaked at {peak} bytes (weights: {weights})"

@@ -1,13 +1,23 @@
-"""Running a client net and a cloud net side by side in one process (two threads)."""
+"""Running a client net and a cloud net side by side in one process, and CLI children."""
 from __future__ import annotations
 
+import io
+import os
+import queue
 import socket
+import subprocess
 import threading
+import time
 
 import numpy as np
 
 import tinycaffe
 from tinycaffe.errors import EndOfStream
+
+
+def slow(seconds: float) -> float:
+    """A generous wait limit, scaled by $TINYCAFFE_TEST_SLOW (default 1) on slow machines."""
+    return seconds * float(os.environ.get("TINYCAFFE_TEST_SLOW", "1"))
 
 
 def free_port() -> int:
@@ -17,7 +27,10 @@ def free_port() -> int:
 
 
 class CloudThread:
-    """Serve ``cloud`` in a thread until its client says BYE; keeps every output."""
+    """The study's way: ``cloud.forward()`` in a thread until its client says BYE; keeps every output.
+
+    On BYE the cloud net is closed, which answers the BYE of any other link.
+    """
 
     def __init__(self, cloud: "tinycaffe.Net", blob: str):
         self.cloud, self.blob = cloud, blob
@@ -32,13 +45,97 @@ class CloudThread:
                 self.cloud.forward()
                 self.outputs.append(np.array(self.cloud.blobs[self.blob].data))
         except EndOfStream:
-            pass
+            self.cloud.close()
         except BaseException as exc:  # the test inspects it
             self.error = exc
 
     def join(self, timeout: float = 20.0) -> None:
-        self.thread.join(timeout)
+        self.thread.join(slow(timeout))
         assert not self.thread.is_alive(), "cloud thread did not finish"
+
+
+class ServerThread:
+    """``tinycaffe.serve.Server(cloud).run()`` in a thread; keeps each client's outputs of ``blob``."""
+
+    def __init__(self, cloud: "tinycaffe.Net", blob: str | None = None, **options):
+        from tinycaffe.serve import ServeOptions, Server
+        from tinycaffe.serve.log import RefusalLog
+
+        self.blob = blob
+        self.outputs: dict[int, list[np.ndarray]] = {}
+        self.ended: dict[int, BaseException | None] = {}
+        self.log_text = io.StringIO()
+        self.error: BaseException | None = None
+        self.server = Server(cloud, ServeOptions(**options), on_batch=self._batch, on_end=self._end,
+                             log=RefusalLog(interval=0.0, stream=self.log_text))
+        self.port = self.server.addresses[0][1]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _batch(self, peer, outputs, loss) -> None:
+        if self.blob is not None:
+            self.outputs.setdefault(peer.number, []).append(np.array(self.server.net.blobs[self.blob].data))
+
+    def _end(self, peer, error) -> None:
+        self.ended[peer.number] = error
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except BaseException as exc:  # the test inspects it
+            self.error = exc
+
+    def join(self, timeout: float = 20.0) -> None:
+        self.thread.join(slow(timeout))
+        assert not self.thread.is_alive(), "server did not finish"
+        self.server.close()
+
+    def close(self) -> None:
+        self.server.close()
+        self.thread.join(slow(10))
+
+
+class Lines:
+    """A child's output read by a thread, so a wait for a line has a deadline that holds."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self.q: queue.Queue = queue.Queue()
+        self.seen: list[str] = []
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        for line in self.proc.stdout:
+            self.q.put(line)
+        self.q.put(None)
+
+    def wait_for(self, needle: str, timeout: float = 30.0) -> str:
+        """Everything read up to the first line containing ``needle``; AssertionError after ``timeout``."""
+        deadline = time.monotonic() + slow(timeout)
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                line = self.q.get(timeout=max(left, 0)) if left > 0 else None
+            except queue.Empty:
+                line = None
+            if line is None:
+                raise AssertionError(f"{needle!r} not printed within {slow(timeout):g} s; got {''.join(self.seen)!r}")
+            self.seen.append(line)
+            if needle in line:
+                return "".join(self.seen)
+
+    def rest(self, timeout: float = 30.0) -> str:
+        """All output once the child has exited."""
+        self.thread.join(slow(timeout))
+        while True:
+            try:
+                line = self.q.get_nowait()
+            except queue.Empty:
+                break
+            if line is not None:
+                self.seen.append(line)
+        return "".join(self.seen)
 
 
 def sink(port, options="", blob="pool1", name="sink", top=""):

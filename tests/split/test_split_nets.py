@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import tinycaffe
 from tinycaffe.cli import main as cli_main
 from tinycaffe.errors import WireError
 
-from .helpers import CloudThread, free_port, sink, source
+from .helpers import CloudThread, ServerThread, free_port, sink, slow, source
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,7 +97,7 @@ def test_return_top_brings_the_answer_back_to_the_client(weights):
         source(port, options='return_top: "prob"') + CLOUD_LAYERS,
         weights=str(weights),
     )
-    server = CloudThread(cloud, "prob")
+    server = ServerThread(cloud, "prob")  # the server sends the RESULT after the whole forward
     client = tinycaffe.Net(
         CLIENT_LAYERS
         + sink(port, 'return_top: "prob"', top="prob"),
@@ -109,7 +110,43 @@ def test_return_top_brings_the_answer_back_to_the_client(weights):
     client.close()
     server.join()
     cloud.close()
+    assert server.error is None and server.ended == {1: None}, (server.error, server.ended)
     np.testing.assert_array_equal(got, whole.forward(data=x)["prob"])
+
+
+def test_a_standalone_source_with_return_top_says_to_use_the_server():
+    cloud = tinycaffe.Net(source(free_port(), options='return_top: "pool1"'))
+    with pytest.raises(tinycaffe.NetError, match="tinycaffe serve"):
+        cloud.forward()
+    cloud.close()
+
+
+def test_building_either_half_opens_no_socket_and_starts_no_thread():
+    """The Net is a graph: the Sink connects on first use, the Source listens on first use or in a server."""
+    import socket
+    import threading
+
+    port = free_port()
+    before = threading.active_count()
+    cloud = tinycaffe.Net(source(port) + CLOUD_LAYERS)
+    client = tinycaffe.Net(CLIENT_LAYERS + sink(port))
+    assert threading.active_count() == before
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # nobody listens on the port
+    # Partial forwards and timing work on either half without a peer.
+    out = cloud.forward(start="relu1", pool1=np.ones((100, 32, 16, 16), np.float32))
+    assert out["prob"].shape == (100, 10)
+    client.forward(data=np.ones((100, 3, 32, 32), np.float32), end="pool1")
+    client.close()
+    cloud.close()
+
+
+def test_time_runs_on_the_cloud_half_without_a_client(tmp_path, capsys):
+    model = tmp_path / "cloud.prototxt"
+    model.write_text(source(free_port(), options='return_top: "prob"') + CLOUD_LAYERS)
+    assert cli_main(["time", str(model), "--iterations", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Average Forward pass" in out and "src" in out, out
 
 
 def test_two_sink_source_pairs_on_two_ports(weights):
@@ -181,39 +218,47 @@ def test_split_serve_test_cli_gives_the_unsplit_accuracy(tmp_path):
 def test_client_gets_a_clear_error_when_nobody_listens():
     port = free_port()
     text = CLIENT_LAYERS + sink(port, "connect_timeout: 0.5")
+    client = tinycaffe.Net(text)  # connects on first use, not while built
     with pytest.raises(WireError, match=rf"sink layer 'sink' -> 127\.0\.0\.1:{port}"):
-        tinycaffe.Net(text)
+        client.forward(data=np.zeros((100, 3, 32, 32), np.float32))
+    client.close(abort=True)
 
 
-def test_shape_mismatch_is_refused_on_both_sides_naming_both_shapes(weights):
+def test_shape_mismatch_is_refused_naming_both_shapes(weights):
     port = free_port()
     cloud = tinycaffe.Net(
-        source(port, (100, 32, 15, 15), "timeout: 10")
+        source(port, (100, 32, 15, 15))
         + 'layer { name: "relu" type: "ReLU" bottom: "pool1" top: "pool1" }'
     )
-    server = CloudThread(cloud, "pool1")
-    text = CLIENT_LAYERS + sink(port)
+    server = ServerThread(cloud, "pool1")
+    client = tinycaffe.Net(CLIENT_LAYERS + sink(port))
     with pytest.raises(WireError) as client_err:
-        tinycaffe.Net(text)
-    server.join()
+        client.layers[-1].open()
+    server.close()
     cloud.close()
-    for message in (str(client_err.value), str(server.error)):
+    logged = server.log_text.getvalue()
+    for message in (str(client_err.value), logged):
         assert "(100, 32, 16, 16)" in message and "(100, 32, 15, 15)" in message, message
+    assert server.server.log.counts["hello"] == 1 and server.error is None  # refused, not fatal
 
 
 def test_a_cloud_that_stops_answering_times_out_on_the_client(weights):
-    port = free_port()
-    cloud = tinycaffe.Net(
-        source(port)
-    )
-    client = tinycaffe.Net(
-        CLIENT_LAYERS + sink(port, "ack_timeout: 0.5")
-    )
-    # The cloud never calls forward: nobody takes the batch in, so no ACK comes.
-    with pytest.raises(WireError, match=rf"sink layer 'sink' -> 127\.0\.0\.1:{port}.*ACK"):
+    from tinycaffe.wire import Hello, SourceServer, specs
+
+    # A source that answers the HELLO and then never takes a batch in, so no ACK comes.
+    hello = Hello("source", "src", specs([("pool1", "float32", (100, 32, 16, 16))]), wire="any")
+    mute = SourceServer(hello, timeout=slow(10))
+    accepted = []
+    t = threading.Thread(target=lambda: accepted.append(mute.accept()), daemon=True)
+    t.start()
+    client = tinycaffe.Net(CLIENT_LAYERS + sink(mute.address[1], "ack_timeout: 0.5"))
+    with pytest.raises(WireError, match=rf"sink layer 'sink' -> 127\.0\.0\.1:{mute.address[1]}.*ACK"):
         client.forward(data=np.zeros((100, 3, 32, 32), np.float32))
     client.close(abort=True)
-    cloud.close()
+    t.join(slow(10))
+    for session in accepted:
+        session.transport.close()
+    mute.close()
 
 
 def test_window_above_one_sends_in_the_background_and_loses_nothing(weights):
@@ -240,7 +285,7 @@ def test_window_above_one_sends_in_the_background_and_loses_nothing(weights):
         np.testing.assert_array_equal(got, whole.forward(data=x)["prob"])
 
 
-def test_a_net_that_fails_to_build_releases_its_port():
+def test_a_net_that_fails_to_build_holds_no_port():
     port = free_port()
     text = (
         source(port, (2, 3), blob="x")
@@ -249,3 +294,29 @@ def test_a_net_that_fails_to_build_releases_its_port():
     for _ in range(2):  # the second build can listen again only if the first let go
         with pytest.raises(tinycaffe.ShapeError, match="layer 'bad'"):
             tinycaffe.Net(text)
+
+
+def test_a_standalone_source_refuses_a_stray_and_serves_the_next_client(weights, capsys):
+    """The study's way (Net(cloud).forward()) is not ended by a peer that never sends a good HELLO."""
+    import socket
+
+    port = free_port()
+    cloud = tinycaffe.Net(source(port) + CLOUD_LAYERS, weights=str(weights))
+    cloud.layers[0].open()  # listen now, so the stray comes first
+    server = CloudThread(cloud, "prob")
+    with socket.create_connection(("127.0.0.1", port), timeout=slow(5)) as stray:
+        stray.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert stray.recv(4096)[:4] == b"TCF1"  # refused with an ERROR frame
+    client = tinycaffe.Net(CLIENT_LAYERS + sink(port), weights=str(weights))
+    client.forward(data=np.ones((100, 3, 32, 32), np.float32))
+    client.close()
+    server.join()
+    assert server.error is None and len(server.outputs) == 1
+    assert "refused a peer" in capsys.readouterr().err
+
+
+def test_a_standalone_source_will_not_listen_beyond_loopback_in_plain_tcp():
+    cloud = tinycaffe.Net(source(free_port(), options='bind: ""') + CLOUD_LAYERS)
+    with pytest.raises(tinycaffe.NetError, match="plain TCP"):
+        cloud.forward()
+    cloud.close()

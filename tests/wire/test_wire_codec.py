@@ -408,7 +408,7 @@ def test_malformed_hello(payload, message):
 
 
 def test_hello_with_bad_fields():
-    good = {"version": 1, "role": "sink", "layer": "l", "blobs": [["x", "float32", [2]]], "returns": [],
+    good = {"version": PROTOCOL_VERSION, "role": "sink", "layer": "l", "blobs": [["x", "float32", [2]]], "returns": [],
             "wire": "float32", "max_frame": 1 << 20, "window": 1, "checksum": True}
     for key, value, message in [
         ("role", "boss", "role"),
@@ -423,6 +423,8 @@ def test_hello_with_bad_fields():
         ("blobs", [["x", "float32", [2]], ["x", "float32", [2]]], "twice"),
         ("blobs", "x", "list"),
         ("blobs", [["x"]], "[name, dtype, shape]"),
+        ("checksums", "xxh3", "checksums"),
+        ("token", 7, "token"),
     ]:
         doc = dict(good, **{key: value})
         e = first_error(join(encode_frame(FrameType.HELLO, 0, [json.dumps(doc).encode()])))

@@ -249,16 +249,39 @@ def test_close_without_bye_is_an_error():
         source.next_event()
 
 
-@pytest.mark.parametrize("sink_crc, source_crc, used", [(True, True, True), (False, True, True), (False, False, False)])
-def test_checksum_negotiation(sink_crc, source_crc, used):
-    sink = Endpoint(Hello("sink", "a", specs({"pool1": X}), checksum=sink_crc))
-    source = Endpoint(Hello("source", "b", specs({"pool1": X}), checksum=source_crc))
+@pytest.mark.parametrize(
+    "sink_crc, source_crc, sink_algos, source_algos, used, flag",
+    [
+        (True, True, ("xxh3", "crc32"), ("xxh3", "crc32"), "xxh3", 2),
+        (False, True, ("xxh3", "crc32"), ("xxh3", "crc32"), "xxh3", 2),
+        (True, True, ("crc32",), ("xxh3", "crc32"), "crc32", 1),  # a peer without xxhash
+        (True, True, ("xxh3", "crc32"), ("crc32",), "crc32", 1),
+        (False, False, ("xxh3", "crc32"), ("xxh3", "crc32"), False, 0),
+    ],
+)
+def test_checksum_negotiation(sink_crc, source_crc, sink_algos, source_algos, used, flag):
+    pytest.importorskip("xxhash")
+    sink = Endpoint(Hello("sink", "a", specs({"pool1": X}), checksum=sink_crc, checksums=sink_algos))
+    source = Endpoint(Hello("source", "b", specs({"pool1": X}), checksum=source_crc, checksums=source_algos))
     handshake(sink, source)
     assert sink.checksum == source.checksum == used
     _, bufs = sink.send_data({"pool1": X})
-    assert join(bufs)[6] & 1 == int(used)  # FLAG_CRC in the header's flags
+    assert join(bufs)[6] & 3 == flag  # FLAG_CRC (1) or FLAG_XXH3 (2) in the header's flags
     (d,) = deliver(bufs, source)
     np.testing.assert_array_equal(d.blobs["pool1"], X)
+
+
+def test_a_damaged_payload_fails_its_xxh3_checksum():
+    pytest.importorskip("xxhash")
+    sink, source = pair(returns=False)
+    handshake(sink, source)
+    assert sink.checksum == "xxh3"
+    _, bufs = sink.send_data({"pool1": X})
+    raw = bytearray(join(bufs))
+    raw[-5] ^= 0x10
+    with pytest.raises(ProtocolError, match="checksum mismatch") as info:
+        deliver([bytes(raw)], source)
+    assert info.value.code == ErrorCode.CHECKSUM
 
 
 def test_data_lands_in_endpoint_targets():

@@ -258,3 +258,56 @@ def test_paced_transfer_takes_size_over_rate():
     server.close()
     expected = frame / 1.25e6
     assert expected <= elapsed < expected + 0.25  # never faster; slack above for a busy machine
+
+
+def test_a_frame_cut_by_ctrl_c_is_completed_before_the_error_frame():
+    """Ctrl-C in the middle of a send: the peer must see the whole frame, then ERROR (not garbage)."""
+    from tinycaffe.wire import Endpoint, ErrorFrame, Transport
+    from tinycaffe.wire.frames import HelloFrame
+
+    a, b = socket.socketpair()
+
+    class CutOnce:
+        """A socket whose second sendmsg is interrupted (as a signal during a blocking send does)."""
+
+        family = socket.AF_UNIX
+
+        def __init__(self, sock):
+            self.sock, self.calls = sock, 0
+
+        def settimeout(self, t):
+            self.sock.settimeout(t)
+
+        def sendmsg(self, views):
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            return self.sock.sendmsg([bytes(views[0][:1000])])  # a partial write
+
+        def close(self):
+            self.sock.close()
+
+    hk, hs = hellos(returns=False)
+    sink = Endpoint(hk)
+    t = Transport(CutOnce(a), "peer", timeout=T)
+    hello_bytes = join(sink.send_hello())  # the handshake happens in memory; the socket carries the rest
+    source = Endpoint(hs)
+    source.feed(hello_bytes)
+    assert isinstance(source.next_event(), HelloFrame)
+    sink.feed(join(source.send_hello()))
+    sink.next_event()
+    _, bufs = sink.send_data({"pool1": X})
+    with pytest.raises(KeyboardInterrupt):
+        t.send(bufs)
+    assert t.mid_frame
+    t.sock = a  # the rest goes out through the real socket
+    assert t.finish_frame(T)
+    t.send(sink.send_error(ErrorCode.APPLICATION, "client net stopped"))
+    a.close()
+    got = read_until_eof(b)
+    b.close()
+    source.feed(got)
+    events = [source.next_event(), source.next_event()]
+    assert events[0].blobs["pool1"].shape == X.shape
+    np.testing.assert_array_equal(events[0].blobs["pool1"], X)
+    assert isinstance(events[1], ErrorFrame) and "stopped" in events[1].message

@@ -66,7 +66,10 @@ hellos = st.builds(
 @st.composite
 def frame_lists(draw: Any, max_frames: int = 5, checksums: Any = None) -> list[tuple[Frame, bytes]]:
     """(expected frame, its bytes) for a random sequence of frames (exact RAW blobs)."""
-    checksums = st.booleans() if checksums is None else checksums
+    if checksums is None:
+        from tinycaffe.wire.checksum import available
+
+        checksums = st.sampled_from([False, True, *available()])  # none, CRC32, and XXH3 where xxhash is there
     out: list[tuple[Frame, bytes]] = []
     for seq in range(draw(st.integers(1, max_frames))):
         kind = draw(st.sampled_from(["hello", "data", "result", "ack", "error", "bye"]))

@@ -21,17 +21,17 @@ def device(args: argparse.Namespace) -> str:
 
 
 def set_threads(n: int | None) -> None:
-    """Use ``n`` CPU threads for kernels and BLAS (None: one per usable core)."""
+    """Use ``n`` CPU threads (None: the environment's or one per usable core).
+
+    The kernels' pool owns the cores: it runs ``n`` threads and holds BLAS to one
+    thread inside them (tinycaffe/kernels/threads.py says why)."""
     if n is None:
         return
     if n <= 0:
         raise TinyCaffeError(f"--threads must be positive, got {n}")
-    from threadpoolctl import threadpool_limits
-
     from ..kernels import set_num_threads
 
     set_num_threads(n)
-    threadpool_limits(n)
 
 
 class Progress:

@@ -27,6 +27,9 @@ def _add_run_options(p: argparse.ArgumentParser, iterations: int) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinycaffe", description="A small, fast, Caffe-compatible CNN engine.")
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"tinycaffe {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
 
@@ -62,15 +65,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", nargs=2, required=True, metavar=("CLIENT", "CLOUD"),
                    help="where to write the two prototxts")
 
-    p = sub.add_parser("serve", help="run the cloud part of a split net until the client says BYE")
+    # No abbreviations: "--token SECRET" must not pass for --token-file (secrets never go on argv).
+    p = sub.add_parser("serve", help="run the cloud part of a split net for its clients", allow_abbrev=False)
     _add_run_options(p, 0)
-    p.add_argument("--keep-serving", action="store_true", help="wait for the next client after a BYE")
-    p.add_argument("--quiet", action="store_true", help="print only the final means")
+    from .serve_cmd import add_serve_options
+
+    add_serve_options(p)
 
     p = sub.add_parser("data", help="convert a data set to Caffe's LMDB layout")
     p.add_argument("dataset", choices=["cifar10"])
     p.add_argument("src", help="folder with the official binary batches")
     p.add_argument("dst", help="output folder (LMDBs and mean.binaryproto)")
+
+    from . import compute_mean_cmd, convert_imageset_cmd
+
+    p = sub.add_parser("convert-imageset", aliases=["convert_imageset"],
+                       help="images named in a list file -> LMDB/LevelDB, like Caffe's convert_imageset")
+    convert_imageset_cmd.add_arguments(p)
+    p = sub.add_parser("compute-image-mean", aliases=["compute_image_mean"],
+                       help="mean image of an LMDB/LevelDB -> .binaryproto, like Caffe's compute_image_mean")
+    compute_mean_cmd.add_arguments(p)
+
+    from . import plan_cmd, probe_cmd, profile_cmd
+
+    p = sub.add_parser("profile", help="per-layer forward times and blob sizes on this machine, as JSON")
+    profile_cmd.add_arguments(p)
+    p = sub.add_parser("probe", help="a link's bandwidth and round-trip time, given or measured, as JSON")
+    probe_cmd.add_arguments(p)
+    p = sub.add_parser("plan", help="rank every cut of a net for a client, a cloud and a link")
+    plan_cmd.add_arguments(p)
     return parser
 
 
@@ -102,6 +125,19 @@ def main(argv: list[str] | None = None) -> int:
             from .data_cmd import run_data
 
             return run_data(args)
+        if args.verb in ("convert-imageset", "convert_imageset"):
+            from .convert_imageset_cmd import run_convert_imageset
+
+            return run_convert_imageset(args)
+        if args.verb in ("compute-image-mean", "compute_image_mean"):
+            from .compute_mean_cmd import run_compute_mean
+
+            return run_compute_mean(args)
+        if args.verb in ("profile", "probe", "plan"):
+            from . import plan_cmd, probe_cmd, profile_cmd
+
+            run = {"profile": profile_cmd.run_profile, "probe": probe_cmd.run_probe, "plan": plan_cmd.run_plan}
+            return run[args.verb](args)
     except TinyCaffeError as exc:
         print(f"tinycaffe: error: {exc}", file=sys.stderr)
         return 1

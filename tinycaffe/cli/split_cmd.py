@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-
+import sys
 
 
 def run_split(args: argparse.Namespace) -> int:
@@ -20,6 +20,11 @@ def run_split(args: argparse.Namespace) -> int:
         load_net_param(model), args.after, shapes, phase=PHASES[args.phase],
         host=args.host, port=args.port, bind=args.bind, return_top=args.return_top,
     )
+    from ..serve.tls import is_loopback
+
+    if not is_loopback(args.bind):
+        print(f"warning: the cloud half will listen on {args.bind or 'every interface'}: `tinycaffe serve` "
+              "refuses that without TLS (--tls-cert, and a token) unless given --insecure", file=sys.stderr)
     client_path, cloud_path = args.output
     write_prototxt(client, client_path)
     write_prototxt(cloud, cloud_path)

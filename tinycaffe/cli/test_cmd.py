@@ -16,6 +16,9 @@ def run_test(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     net = Net(model_path(args), weights=args.weights, phase=args.phase, device=device(args),
               level=args.level, stages=args.stage)
+    from ..backend import kernel_summary
+
+    print(kernel_summary(device(args)))  # which kernels ran: numba, or numpy where numba is missing
     if args.weights is None:
         print("note: no --weights given: layers keep their filler values, so scores are those "
               "of an untrained net (a timing run, not a measurement of accuracy)")

@@ -1,9 +1,10 @@
 """Conversion between Caffe ``Datum`` records and NumPy arrays.
 
 A Datum holds one image as C x H x W, either as raw bytes in ``data`` (uint8)
-or as a repeated ``float_data`` field; ``label`` is its class. Encoded datums
-(a JPEG/PNG file in ``data`` with ``encoded=true``) need an image decoder,
-which tinycaffe deliberately does not depend on.
+or as a repeated ``float_data`` field; ``label`` is its class. An encoded
+datum (``encoded: true``) holds a whole image file (JPEG, PNG...) in ``data``;
+it is decoded as Caffe decodes it (``tinycaffe.data.image``): BGR channels,
+and the file's own channel count unless the transform forces colour or gray.
 """
 
 from __future__ import annotations
@@ -14,18 +15,22 @@ from tinycaffe.errors import DataError
 from tinycaffe.proto import caffe_pb2
 
 
-def datum_to_array(d: caffe_pb2.Datum, where: str = "datum") -> tuple[np.ndarray, int]:
+def datum_to_array(d: caffe_pb2.Datum, where: str = "datum",
+                   decode: str = "unchanged") -> tuple[np.ndarray, int]:
     """Return ``(image, label)`` for a Datum.
 
     ``image`` is uint8 (C, H, W) when the datum holds ``data`` bytes and
     float32 (C, H, W) when it holds ``float_data``; like Caffe, ``data`` wins
-    when both are present. ``where`` (a path or key) is put in error messages.
-    Raises DataError for encoded datums, empty datums and size mismatches.
+    when both are present. An encoded datum is decoded with ``decode``:
+    "unchanged" (Caffe's default), "color" (``force_color``) or "gray"
+    (``force_gray``); its channels/height/width fields are ignored, as Caffe
+    ignores them. ``where`` (a path or key) is put in error messages.
+    Raises DataError for undecodable or empty datums and size mismatches.
     """
     if d.encoded:
-        raise DataError(
-            f"{where}: encoded (JPEG/PNG) datums are not supported without an image "
-            "decoder; convert the images to raw datums first")
+        from tinycaffe.data.image import decode_image, hwc_to_chw
+
+        return hwc_to_chw(decode_image(d.data, decode, f"{where} (encoded datum)")), int(d.label)
     shape = (d.channels, d.height, d.width)
     count = shape[0] * shape[1] * shape[2]
     if min(shape) <= 0:
@@ -46,6 +51,17 @@ def datum_to_array(d: caffe_pb2.Datum, where: str = "datum") -> tuple[np.ndarray
     else:
         raise DataError(f"{where}: datum has neither data nor float_data")
     return image, int(d.label)
+
+
+def encoded_datum(data: bytes, label: int) -> caffe_pb2.Datum:
+    """An encoded Datum holding image file bytes, as Caffe's ``convert_imageset -encoded`` writes it.
+
+    Only ``data``, ``label`` and ``encoded`` are set (Caffe leaves the shape
+    fields unset for encoded datums).
+    """
+    if not -2**31 <= int(label) < 2**31:
+        raise DataError(f"encoded_datum: label {label} does not fit in int32")
+    return caffe_pb2.Datum(data=bytes(data), label=int(label), encoded=True)
 
 
 def array_to_datum(arr: np.ndarray, label: int) -> caffe_pb2.Datum:

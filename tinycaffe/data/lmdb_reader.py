@@ -1,8 +1,7 @@
 """Reading (and writing) LMDBs of Caffe Datum records.
 
-Caffe's data layer walks an LMDB with a cursor in key order and, when it
-falls off the end, seeks back to the first record, so an epoch boundary can
-fall in the middle of a batch. ``LMDBReader`` does the same.
+``LMDBReader`` is the LMDB backend of ``DatumReader`` (key order, wrapping
+to the first record at the end, as Caffe's data layer does).
 """
 
 from __future__ import annotations
@@ -11,19 +10,13 @@ import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
 
 import lmdb
 import numpy as np
-from google.protobuf.message import DecodeError
 
-from tinycaffe.data.datum import datum_to_array
+from tinycaffe.data.datum_reader import DatumReader, key_text as _key_text
+from tinycaffe.data.portable_sample import is_32bit_process, local_sample_lmdb
 from tinycaffe.errors import DataError
-from tinycaffe.proto import caffe_pb2
-
-
-def _key_text(key: bytes) -> str:
-    return key.decode("ascii", errors="backslashreplace")
 
 
 # LMDB allows one environment per file per process, but a train and a test
@@ -54,113 +47,77 @@ def _release_shared(path: Path) -> None:
             entry[0].close()
 
 
-class LMDBReader:
+class LMDBReader(DatumReader):
     """Cycle through the Datum records of an LMDB directory in key order.
 
     The LMDB is opened read-only and without a lock file (``lock=False``), so
     it can be read from a read-only location; do not write to it meanwhile.
+    ``decode``: how encoded datums are decoded (see ``DatumReader``).
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    backend = "LMDB"
+
+    def __init__(self, path: str | Path, decode: str = "unchanged") -> None:
+        super().__init__(path, decode)
         if not self.path.exists():
             raise DataError(f"{self.path}: LMDB not found")
         # Caffe opens LMDBs as directories holding data.mdb (no MDB_NOSUBDIR).
         if not (self.path / "data.mdb").is_file():
-            raise DataError(f"{self.path}: not an LMDB directory (no data.mdb)")
+            hint = ("; it holds a LevelDB (CURRENT file): set data_param { backend: LEVELDB }"
+                    if (self.path / "CURRENT").is_file() else "")
+            raise DataError(f"{self.path}: not an LMDB directory (no data.mdb){hint}")
+        self._env = None
+        self._env_path = self.path  # the LMDB actually open (see portable_sample)
         try:
-            self._env = _open_shared(self.path)
-            self._txn = self._env.begin(buffers=True)
-            self._cursor = self._txn.cursor()
-            self._len = int(self._txn.stat()["entries"])
-            has_first = self._cursor.first()
+            try:
+                entries, has_first = self._open_env(self.path)
+            except lmdb.InvalidError as e:
+                # MDB_INVALID: a 32-bit process reading a 64-bit-written file, or not an LMDB.
+                local = local_sample_lmdb(self.path)
+                if local is None:
+                    hint = ("; LMDB files depend on the word size of the machine that wrote them "
+                            "and this is a 32-bit process: write the LMDB on this machine "
+                            "(tinycaffe convert-imageset, tinycaffe data cifar10)"
+                            if is_32bit_process() else "")
+                    raise DataError(f"{self.path}: cannot open as LMDB: {e}{hint}") from e
+                entries, has_first = self._open_env(local)
         except lmdb.Error as e:
-            raise DataError(f"{self.path}: cannot open as LMDB: {e}") from e
-        if not has_first or self._len == 0:
+            self._open = True
             self.close()
-            raise DataError(f"{self.path}: LMDB holds no records")
-        first, _ = self._parse_current()
-        self._shape: tuple[int, int, int] = tuple(first.shape)  # type: ignore[assignment]
-        self._dtype = first.dtype
-        self._images: np.ndarray | None = None
-        self._labels: np.ndarray | None = None
+            raise DataError(f"{self.path}: cannot open as LMDB: {e}") from e
+        except DataError:
+            self._open = True
+            self.close()
+            raise
+        self._start(entries if has_first else 0)
 
-    def __len__(self) -> int:
-        """Number of records in the LMDB."""
-        return self._len
+    def _open_env(self, path: Path) -> tuple[int, bool]:
+        self._env = _open_shared(path)
+        self._env_path = path
+        self._txn = self._env.begin(buffers=True)
+        self._cursor = self._txn.cursor()
+        return int(self._txn.stat()["entries"]), bool(self._cursor.first())
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of the first datum; every record must match it."""
-        return self._shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        """uint8 for ``data`` datums, float32 for ``float_data`` datums."""
-        return self._dtype
-
-    def _parse_current(self) -> tuple[np.ndarray, int]:
-        key = bytes(self._cursor.key())
-        where = f"{self.path} key {_key_text(key)!r}"
-        # A new message per record: protobuf's upb backend keeps what a message
-        # parses in that message's arena until the message dies, so one reused
-        # Datum grew by every record read (0.3 MB per CIFAR batch, without end).
-        datum = caffe_pb2.Datum()
+    def _current(self) -> tuple[bytes, bytes]:
         try:
-            datum.ParseFromString(self._cursor.value())
-        except DecodeError as e:
-            raise DataError(f"{where}: not a Datum record: {e}") from e
-        return datum_to_array(datum, where)
-
-    def read_batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Read the next ``n`` records, wrapping to the first record at the end.
-
-        Returns ``(images (n, C, H, W), labels (n,) int64)``. The arrays are
-        buffers owned by the reader and reused by the next call with the same
-        ``n``: copy them if you need them after that.
-        """
-        if self._env is None:
-            raise DataError(f"{self.path}: reader is closed")
-        if n <= 0:
-            raise DataError(f"{self.path}: batch size must be positive, got {n}")
-        if self._images is None or len(self._images) != n:
-            self._images = np.empty((n, *self._shape), dtype=self._dtype)
-            self._labels = np.empty(n, dtype=np.int64)
-        images, labels = self._images, self._labels
-        assert labels is not None
-        try:
-            for i in range(n):
-                image, labels[i] = self._parse_current()
-                if image.shape != self._shape or image.dtype != self._dtype:
-                    key = _key_text(bytes(self._cursor.key()))
-                    raise DataError(
-                        f"{self.path} key {key!r}: datum is {image.dtype} {image.shape}, "
-                        f"but the first record is {self._dtype} {self._shape}")
-                images[i] = image
-                if not self._cursor.next():
-                    self._cursor.first()  # Caffe restarts from the first record
+            return bytes(self._cursor.key()), self._cursor.value()
         except lmdb.Error as e:
             raise DataError(f"{self.path}: LMDB read failed: {e}") from e
-        return images, labels
 
-    def close(self) -> None:
-        """Release the transaction and the environment (idempotent)."""
-        env, self._env = getattr(self, "_env", None), None
+    def _advance(self) -> None:
+        try:
+            if not self._cursor.next():
+                self._cursor.first()  # Caffe restarts from the first record
+        except lmdb.Error as e:
+            raise DataError(f"{self.path}: LMDB read failed: {e}") from e
+
+    def _close(self) -> None:
+        env, self._env = self._env, None
         txn, self._txn = getattr(self, "_txn", None), None
         if txn is not None:
             txn.abort()
         if env is not None:
-            _release_shared(self.path)
-
-    def __enter__(self) -> LMDBReader:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
+            _release_shared(self._env_path)
 
 
 def write_lmdb(path: str | Path, records: Iterable[tuple[bytes, bytes]],
@@ -205,14 +162,17 @@ def write_lmdb(path: str | Path, records: Iterable[tuple[bytes, bytes]],
     return count
 
 
-def compute_image_mean(path: str | Path, chunk: int = 1000) -> np.ndarray:
-    """Mean image of an LMDB as Caffe's ``compute_image_mean`` computes it.
+def compute_image_mean(path: str | Path, chunk: int = 1000, backend: str = "lmdb") -> np.ndarray:
+    """Mean image of an LMDB (or LevelDB) as Caffe's ``compute_image_mean`` computes it.
 
     Returns float32 (1, C, H, W). Caffe keeps the running sum in float32 and
     adds one record at a time in key order, then divides by the count in
-    float32; we do the same so the result matches it bit for bit.
+    float32; we do the same so the result matches it bit for bit. Encoded
+    datums are decoded with their own channels, as Caffe does.
     """
-    with LMDBReader(path) as reader:
+    from tinycaffe.data.db import open_reader
+
+    with open_reader(path, backend) as reader:
         total = len(reader)
         acc = np.zeros(reader.shape, dtype=np.float32)
         done = 0

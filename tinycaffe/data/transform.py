@@ -35,6 +35,11 @@ class DataTransformer:
         self.scale = np.float32(param.scale)
         self.mirror = bool(param.mirror)
         self.crop_size = int(param.crop_size)
+        if param.force_color and param.force_gray:
+            raise DataError("transform: cannot set both force_color and force_gray")
+        # How an encoded (JPEG/PNG) datum is decoded: Caffe keeps the file's own
+        # channels unless force_color / force_gray says otherwise.
+        self.decode_mode = "color" if param.force_color else "gray" if param.force_gray else "unchanged"
         self._rng = np.random.default_rng(seed)
         self._mean_file: np.ndarray | None = None
         self._mean_values: np.ndarray | None = None
@@ -48,6 +53,9 @@ class DataTransformer:
 
     @staticmethod
     def _load_mean(path: str) -> np.ndarray:
+        from tinycaffe.data.paths import resolve_data_path
+
+        path = str(resolve_data_path(path))
         try:
             mean = np.asarray(read_blob(path), dtype=np.float32)
         except TinyCaffeError as e:
@@ -88,8 +96,10 @@ class DataTransformer:
             return np.broadcast_to(self._mean_values, (c,)).reshape(c, 1, 1)
         return None
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Transform a (N, C, H, W) uint8/float batch into a new float32 (N, C, h, w) array."""
+    def __call__(self, batch: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Transform a (N, C, H, W) uint8/float batch into a float32 (N, C, h, w) array:
+        ``out`` when given (C-contiguous float32 of that shape, e.g. a Data layer's top),
+        else a new one."""
         batch = np.asarray(batch)
         if batch.ndim != 4:
             raise DataError(f"transform: expected a (N, C, H, W) batch, got shape {batch.shape}")
@@ -110,27 +120,35 @@ class DataTransformer:
             h_off = np.full(n, (h - ch) // 2)
             w_off = np.full(n, (w - cw) // 2)
 
+        shape = (n, c, ch, cw)
+        if out is None:
+            out = np.empty(shape, dtype=np.float32)
+        elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise DataError(f"transform: out must be a C-contiguous float32 {shape} array, "
+                            f"got {out.shape} {out.dtype.name}")
         if n == 0:
-            return np.empty((0, c, ch, cw), dtype=np.float32)
+            return out
+        # Convert into ``out``, then subtract and scale in place: a subtract that
+        # casts the uint8 pixels itself ran 1.3x slower (buffered casting).
         if (h_off == h_off[0]).all() and (w_off == w_off[0]).all():
             # Same window for every image: plain slicing.
             win = np.s_[:, h_off[0]:h_off[0] + ch, w_off[0]:w_off[0] + cw]
-            x = batch[(slice(None), *win)].astype(np.float32)
+            np.copyto(out, batch[(slice(None), *win)], casting="unsafe")
             if mean is not None:
-                x -= np.broadcast_to(mean, (c, h, w))[win]
+                out -= np.broadcast_to(mean, (c, h, w))[win]
         else:
             # Per-image windows: gather each image's crop from a strided view of
             # all possible crops; the mean is gathered at the same offsets.
             views = sliding_window_view(batch, (ch, cw), axis=(2, 3))
-            x = views[np.arange(n), :, h_off, w_off].astype(np.float32)  # (N, C, ch, cw)
+            np.copyto(out, views[np.arange(n), :, h_off, w_off], casting="unsafe")  # (N, C, ch, cw)
             if mean is not None:
                 mean_views = sliding_window_view(np.broadcast_to(mean, (c, h, w)), (ch, cw),
                                                  axis=(1, 2))
-                x -= mean_views[:, h_off, w_off].transpose(1, 0, 2, 3)
+                out -= mean_views[:, h_off, w_off].transpose(1, 0, 2, 3)
         # Mirroring after the subtraction flips image and mean together, which is
         # Caffe's "mean at the source pixel" rule.
         if flip.any():
-            x[flip] = x[flip, :, :, ::-1]
+            out[flip] = out[flip, :, :, ::-1]
         if self.scale != 1:
-            x *= self.scale
-        return x
+            out *= self.scale
+        return out

@@ -7,9 +7,12 @@ The same code serves NumPy (the fallback CPU path) and CuPy (the GPU path).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..backend import get_array_module
+from . import threads
 from .sizes import ave_pool_sizes, conv_out_size, pair, pool_out_size
 
 FLT_MAX = float(np.finfo(np.float32).max)
@@ -69,7 +72,30 @@ def _col2im(xp, col, xshape, kh, kw, stride, pad, dilation, oh, ow):
     return dxpad[:, :, ph:ph + h, pw:pw + w]
 
 
-def conv_forward(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1, out=None):
+def _check_out(name, a, shape, dtype):
+    if a is not None and (tuple(a.shape) != tuple(shape) or not a.flags.c_contiguous or a.dtype != dtype):
+        raise ValueError(f"{name} must be a C-contiguous {tuple(shape)} {np.dtype(dtype).name} array, "
+                         f"got {a.shape} {a.dtype}")
+
+
+def _blas_gets_the_threads(fn):
+    """On the CPU this module is the fallback without a thread pool (Numba missing
+    or TINYCAFFE_KERNELS=numpy): its GEMMs get BLAS on the kernels' thread count
+    for the call, while BLAS otherwise runs one thread (threads.py).  CuPy
+    arrays pass straight through."""
+    @functools.wraps(fn)
+    def wrapper(x, *args, **kwargs):
+        n = threads.get_num_threads() if get_array_module(x) is np else 1
+        if n == 1:
+            return fn(x, *args, **kwargs)
+        with threads.blas_threads(n):
+            return fn(x, *args, **kwargs)
+    return wrapper
+
+
+@_blas_gets_the_threads
+def conv_forward(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1, out=None,
+                 relu=False):
     """See tinycaffe.kernels.conv_forward."""
     xp = get_array_module(x)
     stride, pad, dilation = pair(stride), pair(pad), pair(dilation)
@@ -77,9 +103,8 @@ def conv_forward(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1, o
     m, cg, kh, kw = w.shape
     oh = conv_out_size(h, kh, stride[0], pad[0], dilation[0])
     ow = conv_out_size(wd, kw, stride[1], pad[1], dilation[1])
+    _check_out("out", out, (n, m, oh, ow), x.dtype)
     y = out if out is not None else xp.empty((n, m, oh, ow), dtype=x.dtype)
-    if out is not None and (out.shape != (n, m, oh, ow) or not out.flags.c_contiguous):
-        raise ValueError(f"out must be a C-contiguous {(n, m, oh, ow)} array, got {out.shape}")
     y3 = y.reshape(n, m, oh * ow)
     mg, kg = m // group, cg * kh * kw
     wg = w.reshape(group, mg, kg)
@@ -91,22 +116,30 @@ def conv_forward(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1, o
                          y3[n0:n0 + step, g * mg:(g + 1) * mg])
     if b is not None:
         y3 += b[:, None]
+    if relu:
+        xp.maximum(y, 0, out=y)  # NaN propagates, as in Caffe's ReLU
     return y
 
 
+@_blas_gets_the_threads
 def conv_backward(x, w, dy, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1,
-                  need_dx=True):
+                  need_dx=True, dx_out=None, dw_out=None, db_out=None):
     """See tinycaffe.kernels.conv_backward."""
     xp = get_array_module(x)
     stride, pad, dilation = pair(stride), pair(pad), pair(dilation)
     n, c, h, wd = x.shape
     m, cg, kh, kw = w.shape
     oh, ow = dy.shape[2], dy.shape[3]
+    _check_out("dx_out", dx_out, x.shape, x.dtype)
+    _check_out("dw_out", dw_out, w.shape, x.dtype)
+    _check_out("db_out", db_out, (m,), x.dtype)
     mg, kg = m // group, cg * kh * kw
     wg = w.reshape(group, mg, kg)
     dy3 = dy.reshape(n, m, oh * ow)
     dwg = xp.zeros((group, mg, kg), dtype=w.dtype)
-    dx = xp.empty_like(x) if need_dx else None
+    dx = None
+    if need_dx:
+        dx = dx_out if dx_out is not None else xp.empty_like(x)
     step = _chunk(xp, n, c * kh * kw * oh * ow * x.itemsize)
     for n0 in range(0, n, step):
         xs = x[n0:n0 + step]
@@ -121,10 +154,19 @@ def conv_backward(x, w, dy, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1,
         if need_dx:
             dx[n0:n0 + step] = _col2im(xp, dcol, xs.shape, kh, kw, stride, pad, dilation, oh, ow)
     db = dy.sum(axis=(0, 2, 3))
-    return dx, dwg.reshape(w.shape), db
+    dw = dwg.reshape(w.shape)
+    if dw_out is not None:
+        dw_out += dw
+        dw = dw_out
+    if db_out is not None:
+        db_out += db
+        db = db_out
+    return dx, dw, db
 
 
-def conv_transpose(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1, out_hw=None):
+@_blas_gets_the_threads
+def conv_transpose(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1, out_hw=None,
+                   out=None):
     """See tinycaffe.kernels.conv_transpose."""
     xp = get_array_module(x)
     stride, pad, dilation = pair(stride), pair(pad), pair(dilation)
@@ -142,6 +184,10 @@ def conv_transpose(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1,
     y = xp.ascontiguousarray(y)
     if b is not None:
         y += b[None, :, None, None]
+    if out is not None:
+        _check_out("out", out, y.shape, x.dtype)
+        out[...] = y
+        return out
     return y
 
 
@@ -176,34 +222,79 @@ def _max_scan(xp, x, kh, kw, sh, sw, ph, pw, oh, ow, hp, wp, want_arg: bool):
     return best, arg
 
 
-def pool_forward(x, method, kernel, stride, pad, out=None):
+def _arg_to_mask(xp, arg, x, kw, sh, sw, ph, pw, oh, ow):
+    """Window-relative winner offsets (i*kw + j, -1: none) -> Caffe's mask, the
+    winner's flat index h*W + w in its plane (-1 kept)."""
+    w = x.shape[3]
+    i, j = arg // kw, arg % kw
+    hh = (xp.arange(oh) * sh - ph)[:, None] + i
+    ww = (xp.arange(ow) * sw - pw)[None, :] + j
+    return xp.where(arg >= 0, hh * w + ww, -1).astype(np.int32)
+
+
+def _mask_to_arg(xp, mask, x, kh, kw, sh, sw, ph, pw, oh, ow):
+    """The inverse of _arg_to_mask; an entry that is neither -1 nor inside its
+    window is refused (ValueError)."""
+    w = x.shape[3]
+    m = mask.astype(np.int64)
+    i = m // w - (xp.arange(oh) * sh - ph)[:, None]
+    j = m % w - (xp.arange(ow) * sw - pw)[None, :]
+    inside = (m >= 0) & (m < x.shape[2] * w) & (i >= 0) & (i < kh) & (j >= 0) & (j < kw)
+    bad = int(((m != -1) & ~inside).sum())
+    if bad:
+        raise ValueError(f"mask holds {bad} index(es) that are neither -1 nor inside their window: "
+                         "not a mask of this input's pooling")
+    return xp.where(inside, i * kw + j, -1)
+
+
+def _relu(xp, y):
+    """Caffe's ReLU in place: 0 where y < 0 (NaN and -0.0 kept)."""
+    y[y < 0] = 0
+    return y
+
+
+def pool_forward(x, method, kernel, stride, pad, out=None, mask=None, relu=False):
     """See tinycaffe.kernels.pool_forward."""
     xp = get_array_module(x)
     kh, kw, sh, sw, ph, pw, oh, ow, hp, wp = _pool_geometry(x, kernel, stride, pad)
+    shape = x.shape[:2] + (oh, ow)
+    _check_out("out", out, shape, x.dtype)
     if method == "max":
-        y, _ = _max_scan(xp, x, kh, kw, sh, sw, ph, pw, oh, ow, hp, wp, want_arg=False)
+        _check_out("mask", mask, shape, np.int32)
+        y, arg = _max_scan(xp, x, kh, kw, sh, sw, ph, pw, oh, ow, hp, wp, want_arg=mask is not None)
+        if mask is not None:
+            mask[...] = _arg_to_mask(xp, arg, x, kw, sh, sw, ph, pw, oh, ow)
     else:
+        if mask is not None:
+            raise ValueError("a mask exists only for MAX pooling")
         xpad = _pad(xp, x, ph, pw, hp, wp, 0.0)
-        y = xp.zeros(x.shape[:2] + (oh, ow), dtype=x.dtype)
+        y = xp.zeros(shape, dtype=x.dtype)
         for i in range(kh):  # offsets in row-major order: Caffe's summation order
             for j in range(kw):
                 y += _offset_view(xpad, i, j, sh, sw, oh, ow)
         with np.errstate(divide="ignore", invalid="ignore"):
             y /= _ave_divisor(xp, x, kh, kw, sh, sw, ph, pw, oh, ow)
+    if relu:
+        y = _relu(xp, y)
     if out is not None:
         out[...] = y
         return out
     return y
 
 
-def pool_backward(x, y, dy, method, kernel, stride, pad):
+def pool_backward(x, y, dy, method, kernel, stride, pad, out=None, mask=None):
     """See tinycaffe.kernels.pool_backward."""
     xp = get_array_module(x)
     kh, kw, sh, sw, ph, pw, oh, ow, hp, wp = _pool_geometry(x, kernel, stride, pad)
     n, c, h, w = x.shape
+    _check_out("out", out, x.shape, x.dtype)
     dxpad = xp.zeros((n, c, hp, wp), dtype=x.dtype)
     if method == "max":
-        _, arg = _max_scan(xp, x, kh, kw, sh, sw, ph, pw, oh, ow, hp, wp, want_arg=True)
+        if mask is None:
+            _, arg = _max_scan(xp, x, kh, kw, sh, sw, ph, pw, oh, ow, hp, wp, want_arg=True)
+        else:
+            _check_out("mask", mask, (n, c, oh, ow), np.int32)
+            arg = _mask_to_arg(xp, mask, x, kh, kw, sh, sw, ph, pw, oh, ow)
         zero = xp.zeros((), dtype=dy.dtype)
         for i in range(kh):
             for j in range(kw):
@@ -216,7 +307,11 @@ def pool_backward(x, y, dy, method, kernel, stride, pad):
             for i in range(kh):
                 for j in range(kw):
                     _offset_view(dxpad, i, j, sh, sw, oh, ow)[...] += g
-    return xp.ascontiguousarray(dxpad[:, :, ph:ph + h, pw:pw + w])
+    dx = dxpad[:, :, ph:ph + h, pw:pw + w]
+    if out is not None:
+        out[...] = dx
+        return out
+    return xp.ascontiguousarray(dx)
 
 
 def _channel_window_sum(xp, v, before: int, after: int):
@@ -248,9 +343,10 @@ def lrn_forward(x, local_size, alpha, beta, k, region, out=None):
     return y
 
 
-def lrn_backward(x, y, dy, local_size, alpha, beta, k, region):
+def lrn_backward(x, y, dy, local_size, alpha, beta, k, region, out=None):
     """See tinycaffe.kernels.lrn_backward."""
     xp = get_array_module(x)
+    _check_out("out", out, x.shape, x.dtype)
     scale = _lrn_scale(xp, x, local_size, alpha, k, region).astype(x.dtype, copy=False)
     ratio = dy * y / scale
     if region == "across":
@@ -260,4 +356,8 @@ def lrn_backward(x, y, dy, local_size, alpha, beta, k, region):
     else:
         pad = (local_size - 1) // 2
         acc = alpha * pool_backward(x, None, ratio, "ave", local_size, 1, pad)
-    return dy * xp.power(scale, x.dtype.type(-beta)) - (2 * beta) * x * acc
+    dx = dy * xp.power(scale, x.dtype.type(-beta)) - (2 * beta) * x * acc
+    if out is not None:
+        out[...] = dx
+        return out
+    return dx

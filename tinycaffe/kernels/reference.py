@@ -132,6 +132,24 @@ def pool_backward(x, y, dy, method, kernel, stride, pad) -> np.ndarray:
     return dx
 
 
+def pool_max_mask(x, kernel, stride, pad) -> np.ndarray:
+    """Caffe's MAX pooling mask: per window, the flat index h*W + w (in its
+    plane) of the first element in scan order that beats the running maximum
+    started at -FLT_MAX; -1 when none does (empty, all -inf or all NaN)."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = pair(kernel), pair(stride), pair(pad)
+    mask = np.full((n, c, pool_out_size(h, kh, sh, ph), pool_out_size(w, kw, sw, pw)), -1, np.int32)
+    for oh, ow, h0, h1, w0, w1, _ in _pool_windows(h, w, kernel, stride, pad):
+        best = np.full((n, c), -FLT_MAX, dtype=x.dtype)
+        for hh in range(h0, h1):
+            for ww in range(w0, w1):
+                v = x[:, :, hh, ww]
+                better = v > best
+                best = np.where(better, v, best)
+                mask[:, :, oh, ow] = np.where(better, hh * w + ww, mask[:, :, oh, ow])
+    return mask
+
+
 def _across_scale(x, local_size, alpha, k):
     n, c, h, w = x.shape
     scale = np.empty_like(x)

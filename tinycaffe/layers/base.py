@@ -2,7 +2,9 @@
 
 check bottom/top counts -> ``setup`` (read parameters, make weight blobs) ->
 ``reshape`` (top shapes from bottom shapes) -> ``forward`` (-> ``backward``).
-The Net drives that order; a layer only fills in the steps it needs.
+``Layer.set_up`` runs the first three, as Caffe's ``Layer::SetUp`` does, for
+the Net and for anything that drives one layer alone; a layer type only fills
+in the steps it needs.
 """
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ from typing import ClassVar, NoReturn, Sequence
 
 import numpy as np
 
-from ..errors import NetError, ShapeError
-from ..net.blob import Blob
+from .. import fillers  # looked up per call, so tests can count fills
+from ..blob import Blob
+from ..errors import NetError, ShapeError, TinyCaffeError
 
 
 class Layer:
@@ -30,16 +33,34 @@ class Layer:
     # True for layers whose forward may run with top == bottom (ReLU, Dropout...).
     in_place_ok: ClassVar[bool] = False
 
-    def __init__(self, param, phase: str = "test", xp: ModuleType = np):
+    def __init__(
+        self,
+        param,
+        phase: str = "test",
+        xp: ModuleType = np,
+        rng: np.random.Generator | None = None,
+        bottom_names: Sequence[str] | None = None,
+        fill_params: bool = True,
+    ):
+        """``param`` is the layer's LayerParameter; ``rng`` feeds fillers and
+        random layers (default: seeded with 0, so runs repeat); ``bottom_names``
+        are the names the prototxt gave, before Split layers renamed them
+        (default: ``param.bottom``); ``fill_params=False`` leaves weight blobs
+        zero for a loader to overwrite.
+        """
         self.param = param
         self.name: str = param.name
         self.phase = phase
         self.xp = xp
         self.blobs: list[Blob] = []
-        # The bottom names as the prototxt gave them (before Split renaming).
-        self.bottom_names: list[str] = list(param.bottom)
-        # The Net replaces this with its own seeded generator so runs repeat.
-        self.rng: np.random.Generator = np.random.default_rng(0)
+        # Layers that talk to the outside world by blob name (Sink) need the
+        # names the prototxt gave, not the ones Split layers put in param.bottom.
+        self.bottom_names: list[str] = list(param.bottom if bottom_names is None else bottom_names)
+        # A Net passes one seeded generator to all its layers so runs repeat.
+        self.rng: np.random.Generator = np.random.default_rng(0) if rng is None else rng
+        # False when a weights file will overwrite every parameter blob: the
+        # fillers' work (and their memory traffic) would be thrown away.
+        self.fill_params: bool = fill_params
 
     # -- helpers for subclasses ------------------------------------------------
     def fail(self, message: str) -> NoReturn:
@@ -54,13 +75,12 @@ class Layer:
         """Create a learnable blob (weights, bias...) owned by this layer.
 
         ``filler`` is a FillerParameter; None leaves zeros (Caffe's default
-        constant filler).
+        constant filler). With ``fill_params`` off the blob stays zeros
+        (untouched pages, so no memory is committed) for a loader to overwrite.
         """
-        from ..fillers import fill
-
         blob = Blob(f"{self.name}.{suffix}", self.xp, shape)
-        if filler is not None:
-            values = fill(tuple(shape), filler, self.rng, f"layer '{self.name}' {suffix}")
+        if filler is not None and self.fill_params:
+            values = fillers.fill(tuple(shape), filler, self.rng, f"layer '{self.name}' {suffix}")
             blob.data[...] = self.xp.asarray(values)
         self.blobs.append(blob)
         return blob
@@ -85,7 +105,31 @@ class Layer:
                 f"{describe(self.min_tops, self.max_tops)} top blob(s), got {n_tops}"
             )
 
+    def failure(self, step: str, bottoms: Sequence[Blob], exc: BaseException) -> NetError:
+        """The NetError for a foreign exception in this layer's ``step``: it names the layer and bottom shapes."""
+        shapes = ", ".join(f"{b.name}{b.shape}" for b in bottoms) or "none"
+        return NetError(
+            f"layer '{self.name}' (type {self.type}) failed in {step} "
+            f"with bottoms {shapes}: {type(exc).__name__}: {exc}"
+        )
+
     # -- the life cycle ----------------------------------------------------------
+    def set_up(self, bottoms: list[Blob], tops: list[Blob]) -> None:
+        """Caffe's ``Layer::SetUp``: check the blob counts, then ``setup``, then ``reshape``.
+
+        A TinyCaffeError passes through as raised; any other exception (a bug,
+        an unchecked shape) becomes a NetError naming this layer, the step and
+        the bottom shapes, so a failure in a big net still says where it was.
+        """
+        self.check_counts(len(bottoms), len(tops))
+        for step in ("setup", "reshape"):
+            try:
+                getattr(self, step)(bottoms, tops)
+            except TinyCaffeError:
+                raise
+            except Exception as exc:
+                raise self.failure(step, bottoms, exc) from exc
+
     def setup(self, bottoms: list[Blob], tops: list[Blob]) -> None:
         """Read parameters and create weight blobs (called once)."""
 
@@ -117,6 +161,20 @@ class Layer:
     # Loss layers override this: Caffe gives them loss_weight 1 on their first top.
     def default_loss_weight(self, top_index: int) -> float:
         return 0.0
+
+    def allow_force_backward(self, bottom_index: int) -> bool:
+        """Whether ``force_backward: true`` may send a gradient into this bottom.
+
+        Caffe's LossLayer refuses its labels (bottom 1); ContrastiveLoss its
+        similarity flags (bottom 2); EuclideanLoss's two bottoms are both data.
+        """
+        if self.type == "EuclideanLoss":
+            return True
+        if self.type == "ContrastiveLoss":
+            return bottom_index != 2
+        if self.default_loss_weight(0):
+            return bottom_index != 1
+        return True
 
     def __repr__(self) -> str:
         return f"<{self.type} layer '{self.name}'>"

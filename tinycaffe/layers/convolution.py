@@ -1,6 +1,8 @@
 """Convolution: 2-D cross-correlation with groups, dilation, pads and strides."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import kernels
 from .base import Layer
 from .params import opt, pair
@@ -66,23 +68,39 @@ class Convolution(Layer):
                 )
             t.reshape((b.shape[0], self.num_output, oh, ow))
 
+    # Set by a Net that folds a following in-place ReLU (negative_slope 0) into
+    # this layer: the kernel then applies max(y, 0) in its output pass.
+    fused_relu: bool = False
+
     def forward(self, bottoms, tops):
         w = self.blobs[0].data
         b = self.blobs[1].data if self.bias_term else None
         for bottom, top in zip(bottoms, tops):
             kernels.conv_forward(
-                bottom.data, w, b, self.stride, self.pad, self.dilation, self.group, out=top.data
+                bottom.data, w, b, self.stride, self.pad, self.dilation, self.group, out=top.data,
+                relu=self.fused_relu,
             )
 
     def backward(self, tops, propagate_down, bottoms):
         w = self.blobs[0]
+        dw_out = _direct(w.diff)
+        db_out = _direct(self.blobs[1].diff) if self.bias_term else None
         for i, (bottom, top) in enumerate(zip(bottoms, tops)):
+            dx_out = _direct(bottom.diff) if propagate_down[i] else None
+            # The kernel adds the parameter gradients into the blobs' diffs and
+            # writes dx into the bottom's diff: no temporaries, no copies.
             dx, dw, db = kernels.conv_backward(
                 bottom.data, w.data, top.diff, self.stride, self.pad, self.dilation, self.group,
-                need_dx=propagate_down[i],
+                need_dx=propagate_down[i], dx_out=dx_out, dw_out=dw_out, db_out=db_out,
             )
-            w.diff[...] += dw
-            if self.bias_term:
+            if dw_out is None:
+                w.diff[...] += dw
+            if self.bias_term and db_out is None:
                 self.blobs[1].diff[...] += db
-            if propagate_down[i]:
+            if propagate_down[i] and dx_out is None:
                 bottom.diff[...] = dx
+
+
+def _direct(a):
+    """``a`` when a kernel may write into it directly (C-contiguous float32), else None."""
+    return a if a.flags.c_contiguous and a.dtype == np.float32 else None

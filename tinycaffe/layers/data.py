@@ -1,7 +1,9 @@
-"""Data: batches of Datum records from an LMDB, transformed as Caffe's data layer does.
+"""Data: batches of Datum records from an LMDB or LevelDB, transformed as Caffe's data layer does.
 
 Like Caffe, the next batch is read and transformed in a background thread
-while the net computes on the current one.
+while the net computes on the current one. Encoded (JPEG/PNG) datums are
+decoded as Caffe decodes them (``transform_param`` ``force_color`` /
+``force_gray``); every record must decode to the first record's size.
 """
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from ..errors import DataError
+from ..proto import caffe_pb2
 from .base import Layer
 from .registry import register
 
-LEVELDB, LMDB = 0, 1
+LEVELDB, LMDB = caffe_pb2.DataParameter.LEVELDB, caffe_pb2.DataParameter.LMDB
 
 
 @register("Data")
@@ -25,21 +28,23 @@ class Data(Layer):
     wrap_in_test = False
 
     def setup(self, bottoms, tops):
-        from ..data.lmdb_reader import LMDBReader
+        from ..data.db import open_reader
+        from ..data.paths import resolve_data_path
         from ..data.transform import DataTransformer
 
         p = self.param.data_param
-        if p.backend != LMDB:
-            self.bad_param("only the LMDB backend is supported (set data_param { backend: LMDB })")
+        if p.backend not in (LEVELDB, LMDB):
+            self.bad_param(f"unknown data_param.backend {p.backend}: use LMDB or LEVELDB")
         if not p.source:
             self.bad_param("data_param.source is required")
         self.batch_size = int(p.batch_size)
         if self.batch_size <= 0:
             self.bad_param("data_param.batch_size must be positive")
         try:
-            self.reader = LMDBReader(p.source)
             self.transformer = DataTransformer(self.param.transform_param, self.phase,
                                                seed=int(self.rng.integers(2**31)))
+            self.reader = open_reader(resolve_data_path(p.source), "lmdb" if p.backend == LMDB else "leveldb",
+                                      self.transformer.decode_mode)
         except DataError as exc:
             raise DataError(f"layer '{self.name}': {exc}") from None
         if p.rand_skip:

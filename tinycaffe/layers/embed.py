@@ -35,7 +35,7 @@ class EmbedLayer(Layer):
 
     def _indices(self, bottoms):
         raw = bottoms[0].data.reshape(-1)
-        idx = raw.astype(np.int64)
+        idx = raw.astype(np.intp)  # take() wants the platform's index type (int32 on 32-bit ARM)
         bad = (idx < 0) | (idx >= self.input_dim) | (idx != raw)
         if bool(bad.any()):
             value = float(raw[bad][0])

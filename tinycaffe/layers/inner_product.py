@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from ..kernels.gemm import matmul
 from .base import Layer
 from .params import canonical_axis
 from .registry import register
@@ -43,19 +46,37 @@ class InnerProduct(Layer):
         w = self.blobs[0].data
         return w.T if self.transpose else w
 
+    def _matmul(self, a, b, out, accumulate=False):
+        """out = a @ b (+= with ``accumulate``): on the CPU over tinycaffe's thread
+        pool (BLAS itself runs one thread there), on the GPU with CuPy."""
+        if self.xp is np:
+            matmul(a, b, out=out, accumulate=accumulate)
+        elif accumulate:
+            out += a @ b
+        else:
+            self.xp.matmul(a, b, out=out)
+
     def forward(self, bottoms, tops):
         x = bottoms[0].data.reshape(self.m, self.k)
         y = tops[0].data.reshape(self.m, self.num_output)
-        self.xp.matmul(x, self._weight_nk().T, out=y)
+        self._matmul(x, self._weight_nk().T, y)
         if self.bias_term:
             y += self.blobs[1].data
 
     def backward(self, tops, propagate_down, bottoms):
         x = bottoms[0].data.reshape(self.m, self.k)
         dy = tops[0].diff.reshape(self.m, self.num_output)
-        dw = dy.T @ x  # (N, K)
-        self.blobs[0].diff[...] += dw.T if self.transpose else dw
+        wdiff = self.blobs[0].diff
+        # Accumulated straight into the weight diff, in its stored orientation.
+        if self.transpose:  # stored (K, N)
+            self._matmul(x.T, dy, wdiff, accumulate=True)
+        else:  # stored (N, K)
+            self._matmul(dy.T, x, wdiff, accumulate=True)
         if self.bias_term:
             self.blobs[1].diff[...] += dy.sum(axis=0)
         if propagate_down[0]:
-            bottoms[0].diff[...] = (dy @ self._weight_nk()).reshape(bottoms[0].shape)
+            dx = bottoms[0].diff
+            if dx.flags.c_contiguous:  # a reshape of it is a view: write in place
+                self._matmul(dy, self._weight_nk(), dx.reshape(self.m, self.k))
+            else:
+                dx[...] = (dy @ self._weight_nk()).reshape(dx.shape)

@@ -5,7 +5,10 @@ import math
 
 import numpy as np
 
-FULL, VALID, BATCH_SIZE, NONE = 0, 1, 2, 3
+from ..proto import caffe_pb2
+
+_LOSS = caffe_pb2.LossParameter  # NormalizationMode values, as Caffe numbers them
+FULL, VALID, BATCH_SIZE, NONE = _LOSS.FULL, _LOSS.VALID, _LOSS.BATCH_SIZE, _LOSS.NONE
 
 
 def normalization_mode(loss_param) -> int:

@@ -1,13 +1,17 @@
 """Pooling: MAX / AVE (and global) with Caffe's ceil rounding and window clipping."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import kernels
+from ..proto import caffe_pb2
 from .base import Layer
 from .params import opt, pair
 from .registry import register
 
-MAX, AVE, STOCHASTIC = 0, 1, 2
-CEIL, FLOOR = 0, 1
+_P = caffe_pb2.PoolingParameter
+MAX, AVE, STOCHASTIC = _P.MAX, _P.AVE, _P.STOCHASTIC
+CEIL, FLOOR = _P.CEIL, _P.FLOOR
 
 
 @register("Pooling")
@@ -62,36 +66,37 @@ class Pooling(Layer):
         )
         for t in tops:
             t.reshape((n, c, *self.out_hw))
+        # The kernels work at CEIL size; FLOOR rounding keeps a prefix of its windows.
+        full_hw = tuple(kernels.pool_out_size(size, k, s, p) for size, k, s, p
+                        in zip((h, w), self.kernel, self.stride, self.pad))
+        full = (n, c, *full_hw)
+        xp = self.xp
+        self._full_y = xp.empty(full, dtype=np.float32) if full_hw != self.out_hw else None
+        self._full_dy = xp.zeros(full, dtype=np.float32) if full_hw != self.out_hw else None
+        # Caffe's mask: MAX pooling in training keeps each window's winner so the
+        # backward is a scatter (no second search); a second top exposes it.
+        keep = self.method == MAX and (self.phase == "train" or len(tops) == 2)
+        self._mask = xp.empty(full, dtype=np.int32) if keep else None
+        self._mask_ready = False
+
+    # Set by a Net that folds a following in-place ReLU (negative_slope 0) into
+    # this layer: the kernel then applies max(y, 0) in its output pass.
+    fused_relu: bool = False
+    # Set by a Net's backward that folds the backward of an in-place ReLU
+    # (negative_slope 0) *before* this layer, on its bottom, into this one.
+    fused_relu_backward: bool = False
 
     def forward(self, bottoms, tops):
         method = "max" if self.method == MAX else "ave"
         oh, ow = self.out_hw
-        if self.round_mode == CEIL:
-            kernels.pool_forward(bottoms[0].data, method, self.kernel, self.stride, self.pad, out=tops[0].data)
-        else:  # FLOOR rounding keeps a prefix of CEIL's windows
-            y = kernels.pool_forward(bottoms[0].data, method, self.kernel, self.stride, self.pad)
+        y = tops[0].data if self._full_y is None else self._full_y
+        kernels.pool_forward(bottoms[0].data, method, self.kernel, self.stride, self.pad, out=y,
+                             mask=self._mask, relu=self.fused_relu)
+        self._mask_ready = self._mask is not None
+        if self._full_y is not None:
             tops[0].data[...] = y[:, :, :oh, :ow]
-        if len(tops) == 2:
-            tops[1].data[...] = self._max_mask(bottoms[0].data)[:, :, :oh, :ow]
-
-    def _max_mask(self, x):
-        """Flat h*W+w index of each window's first maximum (Caffe's mask top)."""
-        xp = self.xp
-        n, c, h, w = x.shape
-        kh, kw = self.kernel
-        sh, sw = self.stride
-        ph, pw = self.pad
-        oh = kernels.pool_out_size(h, kh, sh, ph)
-        ow = kernels.pool_out_size(w, kw, sw, pw)
-        idx = xp.full((n, c, oh, ow), -1.0, dtype=x.dtype)
-        for i in range(oh):
-            h0, h1 = max(i * sh - ph, 0), min(i * sh - ph + kh, h)
-            for j in range(ow):
-                w0, w1 = max(j * sw - pw, 0), min(j * sw - pw + kw, w)
-                win = x[:, :, h0:h1, w0:w1].reshape(n, c, -1)
-                arg = win.argmax(axis=2)
-                idx[:, :, i, j] = (h0 + arg // (w1 - w0)) * w + (w0 + arg % (w1 - w0))
-        return idx
+        if len(tops) == 2:  # Caffe's mask top: the flat index h*W+w as a float, -1 for none
+            tops[1].data[...] = self._mask[:, :, :oh, :ow]
 
     def backward(self, tops, propagate_down, bottoms):
         if not propagate_down[0]:
@@ -99,12 +104,17 @@ class Pooling(Layer):
         method = "max" if self.method == MAX else "ave"
         x = bottoms[0].data
         dy = tops[0].diff
-        full = kernels.pool_out_size
-        oh = full(x.shape[2], self.kernel[0], self.stride[0], self.pad[0])
-        ow = full(x.shape[3], self.kernel[1], self.stride[1], self.pad[1])
-        if dy.shape[2:] != (oh, ow):  # FLOOR mode: pad the missing windows with zero gradient
-            padded = self.xp.zeros(dy.shape[:2] + (oh, ow), dtype=dy.dtype)
-            padded[:, :, : dy.shape[2], : dy.shape[3]] = dy
-            dy = padded
-        # The kernels find each window's maximum again from x: no forward rerun needed.
-        bottoms[0].diff[...] = kernels.pool_backward(x, None, dy, method, self.kernel, self.stride, self.pad)
+        if self._full_dy is not None:  # FLOOR mode: the missing windows get zero gradient
+            self._full_dy[:, :, : dy.shape[2], : dy.shape[3]] = dy
+            dy = self._full_dy
+        # The forward's mask, as Caffe's backward uses; without one (TEST phase,
+        # or no forward since the last reshape) the kernel finds the maxima again.
+        mask = self._mask if self._mask_ready else None
+        dx = bottoms[0].diff
+        relu = self.fused_relu_backward
+        if dx.flags.c_contiguous:
+            kernels.pool_backward(x, None, dy, method, self.kernel, self.stride, self.pad, out=dx, mask=mask,
+                                  relu_mask=relu)
+        else:
+            dx[...] = kernels.pool_backward(x, None, dy, method, self.kernel, self.stride, self.pad, mask=mask,
+                                            relu_mask=relu)

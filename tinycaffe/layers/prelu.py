@@ -6,6 +6,7 @@ blob's diff (Caffe's convention: the solver clears them each iteration).
 """
 from __future__ import annotations
 
+from ..proto import caffe_pb2
 from .base import Layer
 from .registry import register
 
@@ -17,8 +18,6 @@ class PReLULayer(Layer):
     in_place_ok = True  # backward then uses a copy of the input kept by forward
 
     def setup(self, bottoms, tops):
-        from ..proto import caffe_pb2
-
         p = self.param.prelu_param
         shape = bottoms[0].shape
         if len(shape) < 2:

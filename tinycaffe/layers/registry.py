@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -31,12 +31,22 @@ def known_types() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_layer(param, phase: str = "test", xp: ModuleType = np) -> Layer:
-    """Instantiate the layer ``param.type``; an unknown type lists the known ones."""
+def create_layer(
+    param,
+    phase: str = "test",
+    xp: ModuleType = np,
+    rng: np.random.Generator | None = None,
+    bottom_names: Sequence[str] | None = None,
+    fill_params: bool = True,
+) -> Layer:
+    """Instantiate the layer ``param.type``; an unknown type lists the known ones.
+
+    ``rng``, ``bottom_names`` and ``fill_params`` go to the Layer constructor.
+    """
     cls = _REGISTRY.get(param.type)
     if cls is None:
         raise NetError(
             f"layer '{param.name}': unknown layer type {param.type!r}; "
             f"known types: {', '.join(known_types())}"
         )
-    return cls(param, phase, xp)
+    return cls(param, phase, xp, rng=rng, bottom_names=bottom_names, fill_params=fill_params)

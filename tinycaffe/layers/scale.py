@@ -10,6 +10,7 @@ accumulated into the blobs' diffs; a second bottom's diff is overwritten.
 """
 from __future__ import annotations
 
+from ..proto import caffe_pb2
 from .base import Layer
 from .bias import broadcast_dims, learned_shape
 from .registry import register
@@ -22,8 +23,6 @@ class ScaleLayer(Layer):
     in_place_ok = True  # backward then uses a copy of the input kept by forward
 
     def setup(self, bottoms, tops):
-        from ..proto import caffe_pb2
-
         p = self.param.scale_param
         if len(bottoms) == 1:
             shape = learned_shape(self, bottoms[0].shape, p.axis, p.num_axes)

@@ -1,25 +1,39 @@
-"""Source: the first layer of a cloud net; its tops arrive over TCP from a client's Sink.
+"""Source: the first layer of a cloud net; it declares the blobs that arrive from a client's Sink.
 
-The Source listens, accepts a Sink and answers its HELLO in the background
-as soon as the net is built; the first forward waits for that client. Each
-forward takes one batch, ACKs it at once (so the client can go on) and fills
-the tops; after the net's forward, blobs named in ``return_top`` go back to
-the Sink as a RESULT. When the Sink says BYE, the forward raises EndOfStream;
-the next forward waits for a new client.
+A Source is the declaration of the cloud net's inputs: their names and
+shapes, the port to listen on, and the blobs to send back (``return_top``).
+Whoever owns the connections fills its tops:
+
+* the server (:mod:`tinycaffe.serve`, ``tinycaffe serve``) calls
+  :meth:`as_input` and then ``net.forward(**blobs)`` for each batch of each
+  client, and sends the RESULTs itself;
+* used on its own, as the study does (``Net(cloud).forward()`` in a loop),
+  the Source's first forward opens a one-client listener and waits for a
+  Sink; each forward then takes that client's next batch, ACKing it as it
+  takes it in (so the client computes its next batch meanwhile). When the
+  client says BYE the forward raises :class:`EndOfStream`; the next forward
+  waits for a new client. A connection that fails its HELLO (a stray, a
+  wrong net) is refused and the Source waits for the next one. It speaks
+  plain TCP, so it listens only on loopback (``TINYCAFFE_INSECURE=1`` allows
+  other addresses); TLS, tokens and many clients are the server's.
+
+The layer starts no thread and opens no socket while the net is built.
 """
 from __future__ import annotations
 
-import threading
+import os
+import sys
+import time
 
 import numpy as np
 
-from ..backend import asnumpy
-from ..errors import EndOfStream, WireError
+from ..errors import EndOfStream, NetError, WireError
 from ..wire.errors import reword
 from .base import Layer
 from .registry import register
 
 FOREVER = 24 * 3600.0  # timeout 0 in the prototxt: wait as long as a server would
+HANDSHAKE_TIMEOUT = 10.0  # a connected peer has this long, in all, to send a matching HELLO
 
 
 @register("Source")
@@ -28,8 +42,6 @@ class Source(Layer):
     min_tops = 1
 
     def setup(self, bottoms, tops):
-        from ..wire import Hello, SourceServer
-
         p = self.param.source_param
         names = list(self.param.top)
         shapes = [tuple(int(d) for d in s.dim) for s in self.param.input_param.shape]
@@ -45,125 +57,92 @@ class Source(Layer):
             )
         for top, shape in zip(tops, shapes):
             top.reshape(shape)
+        #: The declared inputs: top name -> shape.
         self.names = names
+        self.shapes = dict(zip(names, shapes))
         self.returns = list(p.return_top)
+        self.bind = p.bind
+        self.listen_port = int(p.port)
         self.timeout = float(p.timeout) or FOREVER
         self.where = f"{p.bind}:{p.port}"
+        self.external = False  # True once a server owns the connections (as_input)
+        self.server = None  # the one-client listener of the standalone use, opened on first use
+        self.session = None
+
+    def as_input(self) -> None:
+        """Let the caller fill the tops (``net.forward(**blobs)``): this layer opens nothing."""
+        if self.server is not None:
+            raise NetError(f"source layer '{self.name}' already listens on its own; build a new net to serve it")
+        self.external = True
+
+    def open(self) -> None:
+        """Start listening (the standalone use); the first forward does it if needed."""
+        if self.server is not None:
+            return
+        if self.external:
+            raise NetError(f"source layer '{self.name}' is an input declaration: a server owns its connections")
+        if self.returns:
+            raise NetError(
+                f"source layer '{self.name}': return_top {self.returns} is sent after the whole net's forward, "
+                "which the server does: run `tinycaffe serve`, or tinycaffe.serve.Server(net) in Python"
+            )
+        from ..wire.tls import is_loopback
+        from ..wire import Hello, SourceServer, specs
+
+        if not is_loopback(self.bind) and os.environ.get("TINYCAFFE_INSECURE") != "1":
+            raise NetError(
+                f"source layer '{self.name}' would listen on {self.bind or 'every interface'} in plain TCP: "
+                "serve it with `tinycaffe serve --tls-cert ...` (or set TINYCAFFE_INSECURE=1 to do it anyway)"
+            )
+        hello = Hello("source", self.name, specs([(n, "float32", s) for n, s in self.shapes.items()]), wire="any")
         try:
-            # The real HELLO (with the return blobs' shapes) is set once the net is built.
-            self.server = SourceServer(Hello("source", self.name, (), wire="any"), p.bind, int(p.port))
+            self.server = SourceServer(hello, self.bind, self.listen_port)
         except WireError as exc:
             raise reword(exc, f"source layer '{self.name}': ") from None
-        self.session = None
-        self.net = None
-        self._acceptor: threading.Thread | None = None
-        self._seq: int | None = None
 
     @property
     def port(self) -> int:
-        """The port actually listened on (useful when the prototxt says 0)."""
+        """The port listened on (the standalone use; opens the listener, useful when the prototxt says 0)."""
+        self.open()
         return self.server.address[1]
-
-    def on_net_ready(self, net) -> None:
-        missing = [n for n in self.returns if n not in net.blobs]
-        if missing:
-            self.bad_param(f"return_top names blob(s) {missing} that the net does not have")
-        self.net = net
-        self._tops = [net.blobs[n] for n in self.names]
-        self._start_accept()
-
-    def _start_accept(self) -> None:
-        """Accept the next Sink and do the HELLO exchange in the background.
-
-        A client net with several Sinks connects them one after another while
-        it is built; accepting here, not in forward, lets every Source of the
-        cloud net answer its HELLO at once.
-        """
-        self.server.hello = self._hello(self._tops)
-        self._accepted: dict = {}
-
-        def run() -> None:
-            try:
-                self._accepted["session"] = self.server.accept(self.timeout)
-            except Exception as exc:  # handed to forward(), which reports it
-                self._accepted["error"] = exc
-
-        self._acceptor = threading.Thread(target=run, name=f"accept-{self.name}", daemon=True)
-        self._acceptor.start()
-
-    def _wait_for_client(self):
-        while self._acceptor.is_alive():
-            self._acceptor.join(0.2)  # short joins keep Ctrl-C responsive
-        if "error" in self._accepted:
-            raise self._accepted["error"]
-        return self._accepted["session"]
-
-    def _hello(self, tops):
-        from ..wire import Hello, specs
-
-        arrays = {n: np.empty(t.shape, np.float32) for n, t in zip(self.names, tops)}
-        returns = {n: np.empty(self.net.blobs[n].shape, np.float32) for n in self.returns}
-        return Hello("source", self.name, specs(arrays), returns=specs(returns), wire="any")
 
     def reshape(self, bottoms, tops):
         pass  # shapes are fixed by the prototxt and checked against the Sink's HELLO
 
+    def _wait_for_client(self) -> None:
+        """Accept until one peer completes a matching HELLO, or ``timeout`` passes."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                self.session = self.server.accept(max(left, 0.001), handshake_timeout=HANDSHAKE_TIMEOUT)
+                return
+            except WireError as exc:
+                if "no connection on" in str(exc) or time.monotonic() >= deadline:
+                    raise
+                # A stray or a wrong peer was refused (it got an ERROR frame): wait for the next.
+                print(f"tinycaffe: source layer '{self.name}' refused a peer: {exc}", file=sys.stderr, flush=True)
+
     def forward(self, bottoms, tops):
+        if self.external:
+            return  # the server filled the tops
+        self.open()
         try:
             if self.session is None:
-                if self._acceptor is None:
-                    self._start_accept()
-                self.session = self._wait_for_client()
-                self._acceptor = None
+                self._wait_for_client()
             if self.xp is np:
                 self.session.targets = {n: t.data for n, t in zip(self.names, tops)}
             frame = self.session.receive(self.timeout)
         except WireError as exc:
             self._drop()
-            self._start_accept()  # a server may go on with the next client
             raise reword(exc, f"source layer '{self.name}' on {self.where}: ") from None
         if frame is None:
             self._drop()
-            self._start_accept()  # ready for the next client at once (--keep-serving)
             raise EndOfStream(f"source layer '{self.name}': the client said BYE")
         for name, top in zip(self.names, tops):
             arr = frame.blobs[name]
             if arr is not top.data:
                 top.data[...] = self.xp.asarray(arr)
-        self._seq = frame.seq
-
-    def after_net_forward(self, net) -> None:
-        if not self.returns or self.session is None or self._seq is None:
-            return
-        blobs = {n: np.ascontiguousarray(asnumpy(net.blobs[n].data), dtype=np.float32) for n in self.returns}
-        seq, self._seq = self._seq, None
-        try:
-            self.session.send_result(seq, blobs)
-        except WireError as exc:
-            self._drop()
-            raise reword(exc, f"source layer '{self.name}' on {self.where}: ") from None
-
-    def finish_stream(self) -> None:
-        """Another Source of this net got BYE: this one's client must be ending too.
-
-        Waits for its BYE; a batch arriving instead would be lost, so that is
-        an error.
-        """
-        if self.session is None:
-            return
-        try:
-            frame = self.session.receive(self.timeout)
-        except WireError as exc:
-            self._drop()
-            self._start_accept()  # a server may go on with the next client
-            raise reword(exc, f"source layer '{self.name}' on {self.where}: ") from None
-        self._drop()
-        if frame is not None:
-            raise WireError(
-                f"source layer '{self.name}' on {self.where}: a batch arrived after another "
-                "Source's client said BYE; the client's Sinks must end together"
-            )
-        self._start_accept()
 
     def _drop(self) -> None:
         if self.session is not None:
@@ -176,9 +155,18 @@ class Source(Layer):
         pass
 
     def close(self, abort: bool = False) -> None:
-        """Stop listening; tell a connected client why when aborting."""
-        if self.session is not None:
-            if abort:
-                self.session.fail(f"cloud net stopped (source layer '{self.name}')")
-            self._drop()
-        self.server.close()
+        """Stop listening. A client mid-stream is told why (abort) or, after its BYE, answered."""
+        session, self.session = self.session, None
+        if session is not None:
+            try:
+                if abort:
+                    session.fail(f"cloud net stopped (source layer '{self.name}')")
+                else:
+                    session.close(5.0)  # answers the client's BYE (e.g. of a second link)
+            except WireError:
+                pass  # the client is gone already
+            finally:
+                session.transport.close()
+        if self.server is not None:
+            self.server.close()
+            self.server = None

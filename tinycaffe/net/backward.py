@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ShapeError
-from .blob import Blob
+from ..blob import Blob
 
 
 @dataclass
@@ -55,6 +55,12 @@ def plan_backward(net) -> tuple[list[bool], list[list[bool]]]:
     layer needs backward when a bottom or a learnable (lr_mult != 0) parameter
     does; ``propagate_down: false`` in the prototxt turns a bottom off; and
     layers that no loss depends on are skipped altogether.
+
+    ``force_backward: true`` (Caffe's NetParameter field) then turns every
+    layer on and every bottom the layer allows (not a loss layer's labels),
+    so that a net without a loss (a deploy net) gives gradients with respect
+    to its input for top diffs set by hand: saliency maps, deep dream.
+    Layers without bottoms or parameters (data layers) have nothing to do.
     """
     lr_of = {id(p.blob): p.lr_mult for p in net.learnable_params}
     blob_needs: set[str] = set()
@@ -81,4 +87,8 @@ def plan_backward(net) -> tuple[list[bool], list[list[bool]]]:
             prop[i] = [False] * len(lp.bottom)
             continue
         contributes.update(lp.bottom)
+    if net.param.force_backward:
+        for i, (lp, layer) in enumerate(zip(net.param.layer, net.layers)):
+            prop[i] = [p or layer.allow_force_backward(j) for j, p in enumerate(prop[i])]
+            need[i] = bool(lp.bottom) or bool(layer.blobs)
     return need, prop

@@ -4,6 +4,9 @@ Every blob produced on the client side and read on the cloud side crosses the
 cut (the features, and e.g. the label for an Accuracy layer in the cloud); one
 Sink carries them all to one Source. The one caffemodel serves both halves,
 since weights are copied by layer name.
+
+Called a "split" by the study and by the ``tinycaffe split`` verb; in the code
+"split" is kept for Caffe's Split layer (splits.py), and this is a "cut".
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ def cut_point(layers: Sequence, after: str) -> int:
     """Index of the last client layer: ``after`` plus the in-place layers that follow it.
 
     An in-place ReLU right after the cut layer still belongs to producing that
-    blob (the study's split 1 is "after pool1", with relu1 in place on pool1).
+    blob (the study's cut 1, its "split 1", is after pool1, with relu1 in place on pool1).
     """
     names = [l.name for l in layers]
     if after not in names:

@@ -9,120 +9,81 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..backend import xp_for_device
-from ..errors import EndOfStream, NetError, ShapeError, TinyCaffeError
-from .backward import LearnableParam, plan_backward, share_named_params
-from .blob import Blob
-from .build import PHASES, load_net_param
+from ..blob import Blob
+from ..errors import NetError, ShapeError, TinyCaffeError
+from ..pycaffe import mode_device, mode_seed
+from . import build
+from .backward import LearnableParam
+from .build import PHASES, net_args
 from .filter import filter_layers
+from .plan import Planner, layer_failure
+from .pycaffe_surface import NamesByLayer, PycaffeNet
 from .splits import insert_splits
+from .weights import copy_weights, save_weights
 
 
-class Net:
-    """A Caffe network ready to run forward (and, later, backward).
+class Net(PycaffeNet):
+    """A Caffe network ready to run forward and backward.
 
     ``Net(model, weights=None, phase="test")`` where ``model`` is a prototxt
-    path, prototxt text, or a ``caffe_pb2.NetParameter``. As in pycaffe,
-    ``net.blobs[name].data`` holds activations, ``net.params[layer][i].data``
-    the learned parameters, and ``net.forward(**inputs)`` returns the outputs.
+    path, prototxt text, or a ``caffe_pb2.NetParameter``; pycaffe's forms
+    work too: ``Net(model, caffe.TEST)``, ``Net(model, caffe.TEST, weights=w)``,
+    ``Net(model, w, caffe.TEST)``. As in pycaffe, ``net.blobs[name].data``
+    holds activations, ``net.params[layer][i].data`` the learned parameters,
+    and ``net.forward(**inputs)`` returns the outputs. With weights given,
+    the layers the file covers skip their fillers and their blobs are read
+    from the file directly (``net/weights.py``), so the weights sit in memory once.
+    ``device`` and ``seed`` default to ``caffe.set_mode_*()`` / ``set_random_seed()``.
     """
+
+    # Set by the build steps (build.py), listed here for readers and type checkers.
+    layers: list
+    layer_names: list[str]
+    top_names: "NamesByLayer"
+    bottom_names: "NamesByLayer"
+    blobs: "OrderedDict[str, Blob]"
+    inputs: list[str]
+    outputs: list[str]
+    params: "OrderedDict[str, list[Blob]]"
+    learnable_params: list[LearnableParam]
+    layer_times: dict[str, list[float]]
+    backward_times: dict[str, list[float]]
 
     def __init__(
         self,
         model: str | Path | Any,
-        weights: str | Path | None = None,
-        phase: str | int = "test",
-        *,
-        device: str = "cpu",
+        *args: Any,
+        weights: str | Path | Mapping[str, list] | None = None,
+        phase: str | int | None = None,
+        device: str | None = None,
         level: int = 0,
         stages: Iterable[str] = (),
-        seed: int = 0,
+        seed: int | None = None,
     ):
-        from ..layers import create_layer  # layers register themselves on import
-
-        # pycaffe passes caffe.TRAIN / caffe.TEST (0 / 1); accept those and any case.
-        phase = {0: "train", 1: "test"}.get(phase, phase) if isinstance(phase, int) else str(phase).lower()
-        if phase not in PHASES:
-            raise NetError(f"unknown phase {phase!r}: use 'train' or 'test'")
+        weights, phase = net_args(args, weights, phase)
+        device = mode_device() if device is None else device
         self.phase = phase
         self.device = device
         self.xp = xp_for_device(device)
-        self.rng = np.random.default_rng(seed)
-        raw = load_net_param(model)
+        self.rng = np.random.default_rng(mode_seed() if seed is None else seed)
+        # The build steps, in Caffe's order; each is a named function in build.py.
+        stored = build.open_weights(weights, self.xp)  # before building: covered layers skip fillers
+        raw = build.load_net_param(model)
         self.name: str = raw.name
         filtered = filter_layers(raw, PHASES[phase], level, tuple(stages))
         self.param = insert_splits(filtered)
-        # Split layers rename bottoms; layers that talk to the outside world by
-        # blob name (Sink) need the names the prototxt gave.
-        given_bottoms = {l.name: list(l.bottom) for l in filtered.layer}
-
-        self.layers: list = []
-        self.layer_names: list[str] = []
-        self.bottom_names: list[list[str]] = []
-        self.top_names: list[list[str]] = []
-        self.blobs: "OrderedDict[str, Blob]" = OrderedDict()
-        self._bottoms: list[list[Blob]] = []
-        self._tops: list[list[Blob]] = []
-        self.inputs: list[str] = []
-        self.layer_times: dict[str, list[float]] = {}
-        self.backward_times: dict[str, list[float]] = {}
-
+        given_bottoms = build.given_bottom_names(filtered)
+        build.start_empty(self)
+        self._planner = Planner(self)
         try:
-            available: list[str] = []
             for lp in self.param.layer:
-                if lp.name in self.layer_names:
-                    raise NetError(f"two layers are named '{lp.name}': layer names must be unique")
-                layer = create_layer(lp, phase, self.xp)
-                layer.rng = self.rng
-                layer.bottom_names = given_bottoms.get(lp.name, list(lp.bottom))
-                layer.check_counts(len(lp.bottom), len(lp.top))
-                bottoms = [self.blobs[b] for b in lp.bottom]  # insert_splits checked they exist
-                tops = []
-                for j, t in enumerate(lp.top):
-                    in_place = j < len(lp.bottom) and lp.bottom[j] == t
-                    if in_place:
-                        if not layer.in_place_ok:
-                            raise NetError(
-                                f"layer '{lp.name}' (type {lp.type}) cannot compute in place: "
-                                f"give its top a name other than '{t}'"
-                            )
-                        tops.append(self.blobs[t])
-                    elif t in self.blobs:
-                        raise NetError(
-                            f"layer '{lp.name}': top blob '{t}' is already produced by an earlier "
-                            "layer (only in-place layers may reuse a blob name, at the same position)"
-                        )
-                    else:
-                        blob = Blob(t, self.xp)
-                        self.blobs[t] = blob
-                        tops.append(blob)
-                for b in lp.bottom:
-                    if b in available:
-                        available.remove(b)
-                available.extend(t for t in lp.top if t not in available)
-                if lp.type == "Input":
-                    self.inputs.extend(lp.top)
-                self.layers.append(layer)
-                self.layer_names.append(lp.name)
-                self.bottom_names.append(list(lp.bottom))
-                self.top_names.append(list(lp.top))
-                self._bottoms.append(bottoms)
-                self._tops.append(tops)
-                self._run_step(len(self.layers) - 1, "setup")
-                self._run_step(len(self.layers) - 1, "reshape")
-            # Caffe keeps unconsumed blobs in a sorted set: outputs come in name order.
-            self.outputs: list[str] = sorted(available)
-            self._loss_weights = [self._top_loss_weights(i) for i in range(len(self.layers))]
-            self.learnable_params: list[LearnableParam] = share_named_params(self)
-            self.params: "OrderedDict[str, list[Blob]]" = OrderedDict(
-                (name, layer.blobs) for name, layer in zip(self.layer_names, self.layers) if layer.blobs
-            )
-            self._need_backward, self._propagate_down = plan_backward(self)
-            if weights is not None:
-                self.copy_from(weights)
-            self._after_forward = [l for l in self.layers if hasattr(l, "after_net_forward")]
-            for layer in self.layers:
-                if hasattr(layer, "on_net_ready"):
-                    layer.on_net_ready(self)
+                layer = build.create(self, lp, given_bottoms, stored)
+                i = build.wire(self, lp, layer)
+                build.set_up(self, i)
+            build.name_outputs(self)
+            build.plan_training(self)
+            if stored is not None:
+                stored.load_into(self)
         except BaseException:
             # Release what the layers built so far hold (threads, sockets, LMDBs).
             self.close(abort=True)
@@ -130,35 +91,19 @@ class Net:
 
     # -- running -----------------------------------------------------------------
     def _run_step(self, i: int, step: str) -> None:
-        """Run one life-cycle step of layer i; foreign errors get the layer's name."""
+        """Run layer i's ``reshape`` or ``forward``; foreign errors get the layer's name."""
         layer = self.layers[i]
         try:
-            if step == "setup":
-                layer.setup(self._bottoms[i], self._tops[i])
-            elif step == "reshape":
+            if step == "reshape":
                 layer.reshape(self._bottoms[i], self._tops[i])
             else:
                 layer.forward(self._bottoms[i], self._tops[i])
         except TinyCaffeError:
             raise
         except Exception as exc:  # a bug or an unchecked shape: still say where
-            shapes = ", ".join(f"{b.name}{b.shape}" for b in self._bottoms[i]) or "none"
-            raise NetError(
-                f"layer '{layer.name}' (type {layer.type}) failed in {step} "
-                f"with bottoms {shapes}: {type(exc).__name__}: {exc}"
-            ) from exc
-
-    def _top_loss_weights(self, i: int) -> list[float]:
-        lp, layer = self.param.layer[i], self.layers[i]
-        n = len(lp.top)
-        if len(lp.loss_weight) not in (0, n):
-            raise NetError(
-                f"layer '{lp.name}': loss_weight must be given once per top ({n}), "
-                f"got {len(lp.loss_weight)}"
-            )
-        if lp.loss_weight:
-            return list(lp.loss_weight)
-        return [layer.default_loss_weight(j) for j in range(n)]
+            raise layer_failure(layer, self._bottoms[i], step, exc) from exc
+        if step == "reshape":
+            self._planner.reshaped(i)
 
     def _index(self, name: str | None, default: int) -> int:
         if name is None:
@@ -172,7 +117,11 @@ class Net:
             ) from None
 
     def reshape(self) -> None:
-        """Propagate new input shapes through every layer (after blob.reshape)."""
+        """Propagate new input shapes through every layer (after blob.reshape).
+
+        ``forward`` does this by itself when a blob entering the layers it runs
+        changed shape, as Caffe's forward does; calling it first still works.
+        """
         for i in range(len(self.layers)):
             self._run_step(i, "reshape")
 
@@ -185,58 +134,48 @@ class Net:
     ) -> dict[str, Any]:
         """Run layers ``start``..``end`` (inclusive; default all) and return outputs.
 
-        Keyword arguments fill input blobs by name (shapes must match; reshape
-        the blob and call ``reshape()`` to change them). Returns the net's
-        outputs, or the ``end`` layer's tops when ``end`` is given, plus any
-        blob named in ``blobs``.
+        Keyword arguments fill input blobs by name. As in Caffe, the net
+        reshapes itself when a blob entering the layers it runs has a new
+        shape: an input of another batch size, or ``net.blobs['data']
+        .reshape(...)`` before ``forward()``. Returns the net's outputs, or
+        the ``end`` layer's tops when ``end`` is given, plus any blob named in
+        ``blobs``.
         """
+        lo = self._index(start, 0)
+        hi = self._index(end, len(self.layers) - 1)
+        if lo > hi:
+            raise NetError(f"forward(): start layer '{start}' comes after end layer '{end}'")
         for name, value in inputs.items():
             if name not in self.blobs:
                 raise NetError(f"forward(): '{name}' is not a blob of net '{self.name}'")
             blob = self.blobs[name]
             arr = self.xp.asarray(value, dtype=np.float32)
             if tuple(arr.shape) != blob.shape:
-                raise ShapeError(
-                    f"forward(): input '{name}' has shape {tuple(arr.shape)} but the net expects "
-                    f"{blob.shape}; call net.blobs['{name}'].reshape(...) and net.reshape() first"
-                )
+                if name not in self._planner.entry_blobs(lo, hi):
+                    raise ShapeError(
+                        f"forward(): '{name}' has shape {tuple(arr.shape)} but the net expects "
+                        f"{blob.shape}, and it is not an input of the layers this forward runs"
+                    )
+                blob.reshape(arr.shape)  # the layers follow in _forward_range
             blob.data[...] = arr
-        lo = self._index(start, 0)
-        hi = self._index(end, len(self.layers) - 1)
-        if lo > hi:
-            raise NetError(f"forward(): start layer '{start}' comes after end layer '{end}'")
-        try:
-            self.loss = self._forward_range(lo, hi)
-        except EndOfStream:
-            # One Source's client said BYE: the others' clients end with it.
-            for layer in self.layers:
-                finish = getattr(layer, "finish_stream", None)
-                if finish is not None:
-                    finish()
-            raise
-        for layer in self._after_forward:  # e.g. a Source sending results back to its Sink
-            layer.after_net_forward(self)
+        self.loss = self._forward_range(lo, hi)
         names = list(self.top_names[hi]) if end is not None else list(self.outputs)
         names += [b for b in (blobs or ()) if b not in names]
         return {n: self.blobs[n].data for n in names}
 
     def _forward_range(self, lo: int, hi: int, timed: bool = False) -> float:
-        loss = 0.0
-        for i in range(lo, hi + 1):
-            if timed:
-                t0 = time.perf_counter()
-                self._run_step(i, "forward")
-                self._sync()
-                self.layer_times.setdefault(self.layer_names[i], []).append(time.perf_counter() - t0)
-            else:
-                self._run_step(i, "forward")
-            for w, top in zip(self._loss_weights[i], self._tops[i]):
-                if w:
-                    loss += w * float(top.data.sum())
-        return loss
+        """Layers lo..hi through their plan (reshaped first if an entering blob changed shape)."""
+        plan = self._planner.plan(lo, hi)
+        if timed:
+            return plan.run_timed(self, self.layer_times, self._sync)
+        return plan.run(self)
 
     def forward_timed(self) -> float:
-        """One full forward recording each layer's wall time in ``layer_times``."""
+        """One full forward recording each layer's wall time in ``layer_times``.
+
+        It runs the same plan as ``forward``: a ReLU fused into the layer before
+        it records 0.0, its time counted in that layer's.
+        """
         t0 = time.perf_counter()
         self.loss = self._forward_range(0, len(self.layers) - 1, timed=True)
         return time.perf_counter() - t0
@@ -246,23 +185,84 @@ class Net:
             self.xp.cuda.Stream.null.synchronize()
 
     # -- training ----------------------------------------------------------------
-    def backward(self, timed: bool = False) -> None:
-        """Back-propagate from the loss tops (diff = loss weight) through every layer that needs it.
+    def backward(
+        self,
+        diffs: Iterable[str] | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        timed: bool = False,
+        **top_diffs: Any,
+    ) -> dict[str, Any]:
+        """Back-propagate through layers ``start`` down to ``end`` (inclusive; default all).
+
+        Loss tops start from their loss weight; keyword arguments set the diff
+        of other blobs by name (pycaffe's ``net.backward(prob=d)``), and a
+        diff written into ``net.blobs[name].diff`` beforehand is used as it
+        is. Returns pycaffe's dict: the input blobs' diffs (or the bottoms of
+        ``end``) plus any blob named in ``diffs``. Which layers run is fixed
+        when the net is built; a net without a loss needs ``force_backward:
+        true`` for gradients with respect to its input.
 
         Parameter gradients accumulate into ``blob.diff``; call
         ``clear_param_diffs()`` first (the solver does, once per iteration).
-        ``timed`` records each layer's wall time in ``backward_times``.
+        ``timed`` records each layer's wall time in ``backward_times``. An
+        in-place ReLU whose blob feeds only a Pooling or LRN layer right after
+        it has its backward done inside that layer's (the same numbers; the
+        ReLU records 0.0) when both are in the range.
         """
         for i, ws in enumerate(self._loss_weights):
             for w, top in zip(ws, self._tops[i]):
                 if w:
                     top.diff[...] = w
-        for i in range(len(self.layers) - 1, -1, -1):
+        for name, value in top_diffs.items():
+            if name not in self.blobs:
+                raise NetError(f"backward(): '{name}' is not a blob of net '{self.name}'")
+            blob = self.blobs[name]
+            arr = self.xp.asarray(value, dtype=np.float32)
+            try:
+                fits = np.broadcast_shapes(tuple(arr.shape), blob.shape) == blob.shape
+            except ValueError:
+                fits = False
+            if not fits:
+                raise ShapeError(
+                    f"backward(): the diff for '{name}' has shape {tuple(arr.shape)} but the blob "
+                    f"has shape {blob.shape}"
+                )
+            blob.diff[...] = arr
+        hi = self._index(start, len(self.layers) - 1)
+        lo = self._index(end, 0)
+        if lo > hi:
+            raise NetError(f"backward(): start layer '{start}' comes before end layer '{end}'")
+        # An in-place ReLU (negative_slope 0) whose blob goes only to the next layer, one
+        # that offers ``fused_relu_backward`` (Pooling, LRN), has its backward done by that
+        # layer's kernel: dx times (blob > 0) in the same pass, the same products as the
+        # ReLU's own pass (a 3-4 MB read-modify-write per ReLU at batch 100, otherwise).
+        # Both layers must be in the range, or a caller stopping between them would see
+        # the masked gradient. The ReLU then records 0.0 in backward_times.
+        folded: dict[int, int] = {}  # consumer index -> ReLU index
+        for r in range(lo, hi):
+            relu, nxt = self.layers[r], self.layers[r + 1]
+            blob = self._tops[r][0] if self._tops[r] else None
+            if (relu.type == "ReLU" and getattr(relu, "slope", None) == 0.0
+                    and getattr(nxt, "fused_relu_backward", None) is False
+                    and self._bottoms[r] == [blob] and self._bottoms[r + 1] == [blob]
+                    and self._need_backward[r] and self._need_backward[r + 1]
+                    and self._propagate_down[r][0] and self._propagate_down[r + 1][0]):
+                folded[r + 1] = r
+        skipped = set(folded.values())
+        for i in range(hi, lo - 1, -1):
             if not self._need_backward[i]:
                 continue
             layer = self.layers[i]
+            if i in skipped:
+                if timed:
+                    self.backward_times.setdefault(layer.name, []).append(0.0)
+                continue
             t0 = time.perf_counter()
+            fold = i in folded
             try:
+                if fold:
+                    layer.fused_relu_backward = True
                 layer.backward(self._tops[i], self._propagate_down[i], self._bottoms[i])
             except TinyCaffeError:
                 raise
@@ -271,9 +271,18 @@ class Net:
                     f"layer '{layer.name}' (type {layer.type}) failed in backward: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
+            finally:
+                if fold:
+                    layer.fused_relu_backward = False
             if timed:
                 self._sync()
                 self.backward_times.setdefault(layer.name, []).append(time.perf_counter() - t0)
+        names = list(self.bottom_names[lo]) if end is not None else list(self.inputs)
+        names += [d for d in (diffs or ()) if d not in names]
+        for n in names:
+            if n not in self.blobs:
+                raise NetError(f"backward(): '{n}' is not a blob of net '{self.name}'")
+        return {n: self.blobs[n].diff for n in names}
 
     def clear_param_diffs(self) -> None:
         """Zero every learnable blob's gradient."""
@@ -304,7 +313,7 @@ class Net:
         timing runs and the test passes during training do not care.
         """
         for layer in self.layers:
-            if layer.type == "Data":
+            if layer.type in ("Data", "ImageData"):
                 layer.wrap_in_test = True
 
     def set_input_arrays(self, data, labels, layer: str | None = None) -> None:
@@ -357,14 +366,10 @@ class Net:
         Layers absent from the file keep their current values. Returns the
         names of the layers that were filled.
         """
-        from .weights import copy_weights
-
         return copy_weights(self, weights)
 
     def save(self, path: str | Path) -> None:
         """Write the net's definition and learned blobs as a binary caffemodel."""
-        from .weights import save_weights
-
         save_weights(self, path)
 
     def __repr__(self) -> str:

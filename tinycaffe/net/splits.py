@@ -3,6 +3,10 @@
 A Split's tops share the bottom's data but each has its own gradient, which
 the Split sums on the way back; forward-only runs pay nothing for them.
 Names follow Caffe so blob names in ``net.blobs`` match pycaffe's.
+
+In tinycaffe's code "split" means this Caffe layer only; dividing a net into a
+client and a cloud part is a "cut" (cut.py), even where the CLI verb and the
+study say ``split``.
 """
 from __future__ import annotations
 

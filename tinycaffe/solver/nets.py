@@ -15,7 +15,7 @@ from typing import Any
 from ..proto import caffe_pb2
 from .params import SolverError
 
-TRAIN, TEST = 0, 1
+TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
 
 
 def _state(phase: int, net_param: caffe_pb2.NetParameter, override: caffe_pb2.NetState | None):

@@ -66,6 +66,8 @@ class Solver:
         self._snapshot_requested = False
         self._stop_requested = False
         self._last_snapshot_iter: int | None = None
+        # (on_start, on_gradients_ready) pairs, as pycaffe's solver.add_callback gives them.
+        self._callbacks: list[tuple[Callable[[], None], Callable[[], None]]] = []
         self._alloc_state()
 
     def _load_weights(self) -> None:
@@ -112,6 +114,21 @@ class Solver:
                               "writable") from None
 
     # -- control ----------------------------------------------------------------------
+    def add_callback(self, on_start: Any, on_gradients_ready: Callable[[], None] | None = None) -> None:
+        """Call ``on_start()`` at the start of every iteration (after any test, before the
+        forward passes) and ``on_gradients_ready()`` once the gradients are in, before the
+        update, as Caffe's Solver::Callback. One object with both methods works too.
+        """
+        if on_gradients_ready is None:
+            obj = on_start
+            if not (callable(getattr(obj, "on_start", None)) and callable(getattr(obj, "on_gradients_ready", None))):
+                raise SolverError("add_callback() takes two callables (on_start, on_gradients_ready), or one "
+                                  "object with on_start() and on_gradients_ready() methods")
+            on_start, on_gradients_ready = obj.on_start, obj.on_gradients_ready
+        if not (callable(on_start) and callable(on_gradients_ready)):
+            raise SolverError("add_callback(): on_start and on_gradients_ready must be callable")
+        self._callbacks.append((on_start, on_gradients_ready))
+
     def request(self, snapshot: bool = False, stop: bool = False) -> None:
         """Ask for a snapshot and/or a stop at the next safe point (signal-handler safe)."""
         self._snapshot_requested |= snapshot
@@ -169,6 +186,8 @@ class Solver:
                 if self._stop_requested:
                     break
             self.net.clear_param_diffs()
+            for on_start, _ in self._callbacks:
+                on_start()
             display = bool(p.display) and self.iter % p.display == 0
             loss = 0.0
             for _ in range(p.iter_size):
@@ -184,6 +203,8 @@ class Solver:
                          f"loss = {smoothed:g}")
                 timer, iters_at_timer = time.perf_counter(), self.iter
                 self._log_outputs("Train", self.net, self._output_values(self.net))
+            for _, on_gradients_ready in self._callbacks:
+                on_gradients_ready()
             self.apply_update(display)
             self.iter += 1
             if on_iter is not None:

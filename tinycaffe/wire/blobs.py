@@ -39,6 +39,8 @@ _NBYTES = struct.Struct("<Q")
 MAX_BLOBS = 4096
 MAX_NAME = 1024
 MAX_NDIM = 32
+#: The longest table entry: name length, name, kind, dims, scale/offset, byte count.
+MAX_ENTRY = 2 + MAX_NAME + 6 + 4 * MAX_NDIM + 16 + 8
 _U32 = 0xFFFFFFFF
 
 Buffer = bytes | bytearray | memoryview
@@ -87,6 +89,12 @@ def _entry_bytes(name: str, a: np.ndarray, enc: Encoding, w: np.ndarray, scale: 
     return b"".join(parts)
 
 
+#: Table entries already built, by (name, dtype, shape, encoding): a stream sends the
+#: same blobs frame after frame, so each entry is packed once (bounded: cleared when full).
+_ENTRIES: dict[tuple, bytes] = {}
+_MAX_CACHED = 256
+
+
 def encode_blobs(blobs: Mapping[str, np.ndarray], wire: Encoding, ref: int = 0) -> list[Buffer]:
     """The payload as a list of buffers: one small header, then one view per blob.
 
@@ -102,7 +110,17 @@ def encode_blobs(blobs: Mapping[str, np.ndarray], wire: Encoding, ref: int = 0) 
         enc = encoding_for(a.dtype, wire)
         dtype_code(a.dtype)  # refuse unsupported dtypes before any work
         w, scale, offset = _wire_array(a, enc)
-        table.append(_entry_bytes(name, a, enc, w, scale, offset))
+        if enc == Encoding.UINT8:  # scale and offset change with every batch
+            table.append(_entry_bytes(name, a, enc, w, scale, offset))
+        else:
+            key = (name, a.dtype.str, a.shape, enc) if type(name) is str else None
+            entry = _ENTRIES.get(key)
+            if entry is None:
+                entry = _entry_bytes(name, a, enc, w, scale, offset)  # checks name and shape
+                if len(_ENTRIES) >= _MAX_CACHED:
+                    _ENTRIES.clear()
+                _ENTRIES[key] = entry
+            table.append(entry)
         if w.nbytes:
             views.append(w.reshape(-1).view(np.uint8).data)
     toc = b"".join(table)

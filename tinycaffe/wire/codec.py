@@ -9,17 +9,32 @@ destination (a preallocated array, say), ``recv_into`` them there and then
 
 Every size is checked against ``max_frame`` before anything is allocated,
 and every defect in the stream raises :class:`ProtocolError`, never a
-``struct.error``, ``UnicodeDecodeError`` or NumPy error.
+``struct.error``, ``UnicodeDecodeError`` or NumPy error. ``expect`` limits
+the frame types accepted next (an Endpoint allows only HELLO and ERROR until
+the handshake is done), checked at the header, before the payload is read.
+
+A failed decoder keeps only the failure's text and code, never the exception
+(whose traceback would reference the decoder and its buffers in a cycle), and
+drops its buffers at once: a hostile stream leaves nothing behind.
 """
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from tinycaffe.wire.blobs import MAX_BLOBS, PREFIX, Buffer, Landing, parse_table, plan_landing
+from tinycaffe.wire.blobs import (
+    MAX_BLOBS,
+    MAX_ENTRY,
+    PREFIX,
+    BlobEntry,
+    Buffer,
+    Landing,
+    parse_table,
+    plan_landing,
+)
+from tinycaffe.wire.checksum import XXH3, Running, available
 from tinycaffe.wire.errors import ErrorCode, LocalProtocolError, ProtocolError
 from tinycaffe.wire.frames import (
     CLOSED,
@@ -57,6 +72,8 @@ class Decoder:
     dtype and shape match its target is received straight into it (the frame's
     dict then holds the target itself, overwritten by each frame). Other blobs
     get fresh arrays. ``require_checksum`` refuses frames sent without a CRC.
+    A blob table byte-for-byte equal to the previous frame's (a stream's usual
+    case) is not parsed again; it is still checked against the frame's length.
 
     Bytes land in a target before the frame's CRC can be checked: when the
     CRC then fails, the target holds damaged data -- the ProtocolError says
@@ -73,12 +90,18 @@ class Decoder:
         self.max_frame = max_frame
         self.targets: dict[str, np.ndarray] = dict(targets or {})
         self.require_checksum = require_checksum
+        #: Frame types allowed next (None: any); others are refused at their header.
+        self.expect: frozenset[FrameType] | None = None
         self._pending = bytearray()
         self._ppos = 0
         self._eof = False
-        self._failed: ProtocolError | None = None
+        self._failed: tuple[str, int] | None = None  # (message, code): never the exception itself
         self._ready: Frame | None = None
         self._hbuf = bytearray(HEADER_SIZE)
+        self._pbuf = bytearray(PREFIX.size)
+        # The last blob table parsed, (raw bytes, data bytes, entries): a stream repeats
+        # one table frame after frame, so it is parsed and checked once, then compared.
+        self._last_table: tuple[bytes, int, int, list[BlobEntry]] | None = None
         self._start_header()
 
     # ---- public API -------------------------------------------------------
@@ -101,12 +124,24 @@ class Decoder:
     def next_event(self) -> Event:
         """The next whole frame, NEED_DATA, or CLOSED; raises ProtocolError on a bad stream."""
         if self._failed is not None:
-            raise ProtocolError(f"stream already failed: {self._failed}", self._failed.code)
+            raise ProtocolError(f"stream already failed: {self._failed[0]}", self._failed[1])
         try:
             return self._next()
         except ProtocolError as e:
-            self._failed = e
+            self._fail(e)
             raise
+
+    def _fail(self, e: ProtocolError) -> None:
+        """Remember why the stream failed and let go of every buffer."""
+        self._failed = (str(e), e.code)
+        self._pending = bytearray()
+        self._ppos = 0
+        self._landings = []
+        self._segments = []
+        self._ready = None
+        self._view = _EMPTY
+        self._filled = 0
+        self._last_table = None
 
     def events(self) -> Iterator[Frame]:
         """Yield every frame that is already whole."""
@@ -139,7 +174,7 @@ class Decoder:
         try:
             self._landed(n)
         except ProtocolError as e:
-            self._failed = e
+            self._fail(e)
             raise
 
     @property
@@ -153,7 +188,7 @@ class Decoder:
         self._phase = _HEADER
         self._head: Header | None = None
         self._check_crc = False
-        self._crc = 0
+        self._crc: Running | None = None
         self._got = 0  # payload bytes received so far
         self._landings: list[Landing] = []
         self._segments: list[memoryview] = []
@@ -202,12 +237,13 @@ class Decoder:
         start = self._filled
         self._filled += n
         if self._phase == _HEADER:
-            if start <= len(MAGIC):  # refuse a foreign stream early; parse_header checks the rest
+            if start <= len(MAGIC) and self._filled < HEADER_SIZE:
+                # A foreign stream is refused after 4 bytes; a whole header, by parse_header.
                 check_prefix(self._view[: self._filled])
         else:
             self._got += n
             if self._check_crc and n:
-                self._crc = zlib.crc32(self._view[start : self._filled], self._crc)
+                self._crc.update(self._view[start : self._filled])
         while self._filled == len(self._view) and self._ready is None and self._phase != _DONE:
             self._complete()
 
@@ -226,15 +262,22 @@ class Decoder:
             self._finish()
 
     def _on_header(self, h: Header) -> None:
+        if self.expect is not None and h.ftype not in self.expect:
+            allowed = " or ".join(sorted(t.name for t in self.expect))
+            when = " before HELLO" if FrameType.HELLO in self.expect else ""
+            raise ProtocolError(f"{h.ftype.name} frame{when}: only {allowed} may come now (refused at its header)")
         if self.require_checksum and not h.has_crc:
             raise ProtocolError(f"{h.ftype.name} frame seq {h.seq} carries no checksum, but one is required")
         self._head = h
         self._check_crc = h.has_crc
+        if h.algo == XXH3 and XXH3 not in available():
+            raise ProtocolError(f"{h.ftype.name} frame uses the XXH3 checksum, which this side cannot check")
+        self._crc = Running(h.algo) if h.algo else None
         if h.ftype in (FrameType.DATA, FrameType.RESULT):
             if h.length < PREFIX.size:
                 raise ProtocolError(f"{h.ftype.name} payload of {h.length} bytes is shorter than its blob prefix")
             self._phase = _PREFIX
-            self._set_target(memoryview(bytearray(PREFIX.size)))
+            self._set_target(memoryview(self._pbuf))
         else:
             self._phase = _BODY
             self._set_target(memoryview(bytearray(h.length)))
@@ -249,6 +292,9 @@ class Decoder:
             raise ProtocolError(f"{h.ftype.name} frame declares {count} blobs (at most {MAX_BLOBS})")
         if table_len > h.length - PREFIX.size:
             raise ProtocolError(f"blob table of {table_len} bytes overruns the {h.length}-byte payload")
+        if table_len > count * MAX_ENTRY:
+            # Checked before the table's buffer exists: a few bytes cannot make us reserve a big one.
+            raise ProtocolError(f"blob table of {table_len} bytes is too long for {count} blobs")
         self._ref, self._count = ref, count
         self._phase = _TABLE
         self._set_target(memoryview(bytearray(table_len)))
@@ -257,7 +303,12 @@ class Decoder:
         h = self._head
         assert h is not None
         data_len = h.length - PREFIX.size - len(self._view)
-        entries = parse_table(self._view, self._count, data_len)
+        last = self._last_table
+        if last is not None and last[1] == self._count and last[2] == data_len and last[0] == self._view:
+            entries = last[3]  # the same bytes as the last table: the same (already checked) entries
+        else:
+            entries = parse_table(self._view, self._count, data_len)
+            self._last_table = (bytes(self._view), self._count, data_len, entries)
         self._landings = [plan_landing(e, self.targets.get(e.name)) for e in entries]
         self._segments = [ld.view() for ld in self._landings if ld.entry.nbytes]
         self._seg = 0
@@ -273,7 +324,7 @@ class Decoder:
     def _finish(self) -> None:
         h = self._head
         assert h is not None
-        if self._check_crc and self._crc != h.crc:
+        if self._check_crc and self._crc.value() != h.crc:
             raise ProtocolError(f"{h.ftype.name} frame seq {h.seq}: payload checksum mismatch", ErrorCode.CHECKSUM)
         self._ready = self._build(h)
         if h.ftype == FrameType.BYE:

@@ -7,14 +7,14 @@ blob's bytes are never copied in user space. The CRC runs over the same views.
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from tinycaffe.wire.blobs import Buffer, encode_blobs
 from tinycaffe.wire.dtypes import Encoding
-from tinycaffe.wire.header import FLAG_CRC, FrameType, pack_header
+from tinycaffe.wire.checksum import CRC32, XXH3, Running
+from tinycaffe.wire.header import FLAG_CRC, FLAG_XXH3, FrameType, pack_header
 from tinycaffe.wire.hello import Hello, hello_bytes
 
 _U32 = struct.Struct("<I")
@@ -23,16 +23,22 @@ _MAX_ERROR_TEXT = 4000
 _JOIN_BELOW = 4096  # payload parts smaller than this ride in the header buffer
 
 
-def encode_frame(ftype: FrameType, seq: int, payload: Sequence[Buffer], *, checksum: bool = True) -> list[Buffer]:
-    """Header + payload buffers for one frame."""
+def encode_frame(ftype: FrameType, seq: int, payload: Sequence[Buffer], *, checksum: bool | str = True
+                 ) -> list[Buffer]:
+    """Header + payload buffers for one frame.
+
+    ``checksum``: "crc32" (or True), "xxh3", or False/None for none.
+    """
     views = [memoryview(p).cast("B") if isinstance(p, memoryview) else p for p in payload]
+    algo = CRC32 if checksum is True else (checksum or None)
+    running = Running(algo) if algo else None
     length = 0
-    crc = 0
     for v in views:
         length += len(v)
-        if checksum:
-            crc = zlib.crc32(v, crc)
-    header = pack_header(ftype, seq & 0xFFFFFFFF, length, crc, FLAG_CRC if checksum else 0)
+        if running is not None:
+            running.update(v)
+    flags = 0 if running is None else (FLAG_XXH3 if algo == XXH3 else FLAG_CRC)
+    header = pack_header(ftype, seq & 0xFFFFFFFF, length, 0 if running is None else running.value(), flags)
     if views and len(views[0]) < _JOIN_BELOW:
         return [header + bytes(views[0]), *views[1:]]
     return [header, *views]
@@ -44,31 +50,31 @@ def encode_hello(seq: int, hello: Hello) -> list[Buffer]:
 
 
 def encode_data(
-    seq: int, blobs: Mapping[str, np.ndarray], wire: Encoding = Encoding.RAW, *, checksum: bool = True
+    seq: int, blobs: Mapping[str, np.ndarray], wire: Encoding = Encoding.RAW, *, checksum: bool | str = True
 ) -> list[Buffer]:
     """A DATA frame carrying ``blobs``."""
     return encode_frame(FrameType.DATA, seq, encode_blobs(blobs, wire, 0), checksum=checksum)
 
 
 def encode_result(
-    seq: int, ref: int, blobs: Mapping[str, np.ndarray], wire: Encoding = Encoding.RAW, *, checksum: bool = True
+    seq: int, ref: int, blobs: Mapping[str, np.ndarray], wire: Encoding = Encoding.RAW, *, checksum: bool | str = True
 ) -> list[Buffer]:
     """A RESULT frame answering DATA frame ``ref``."""
     return encode_frame(FrameType.RESULT, seq, encode_blobs(blobs, wire, ref & 0xFFFFFFFF), checksum=checksum)
 
 
-def encode_ack(seq: int, acked: int, *, checksum: bool = True) -> list[Buffer]:
+def encode_ack(seq: int, acked: int, *, checksum: bool | str = True) -> list[Buffer]:
     """An ACK of DATA frame ``acked``."""
     return encode_frame(FrameType.ACK, seq, [_U32.pack(acked & 0xFFFFFFFF)], checksum=checksum)
 
 
-def encode_error(seq: int, code: int, message: str, *, checksum: bool = True) -> list[Buffer]:
+def encode_error(seq: int, code: int, message: str, *, checksum: bool | str = True) -> list[Buffer]:
     """An ERROR frame; the message is cut to a few KB (it is for humans)."""
     text = message.encode("utf-8", "replace")[:_MAX_ERROR_TEXT].decode("utf-8", "ignore").encode("utf-8")
     return encode_frame(FrameType.ERROR, seq, [_CODE.pack(code & 0xFFFF) + text], checksum=checksum)
 
 
-def encode_bye(seq: int, *, checksum: bool = True) -> list[Buffer]:
+def encode_bye(seq: int, *, checksum: bool | str = True) -> list[Buffer]:
     """A BYE frame."""
     return encode_frame(FrameType.BYE, seq, [], checksum=checksum)
 

@@ -14,6 +14,12 @@ the rules of the conversation:
 * BYE ends a direction; a BYE that would drop un-ACKed DATA or a pending
   RESULT is an error, never silent loss.
 
+Admission before allocation: until the peer's HELLO is accepted the decoder
+takes only HELLO or ERROR frames of at most ``CONTROL_MAX`` bytes; a source
+given ``token`` refuses a HELLO without that token (compared in constant
+time) before it even looks at the blobs; once the HELLO is accepted, the
+largest frame taken is the size of the blobs it declared.
+
 Outgoing methods return the buffers to write; incoming bytes go in through
 :meth:`feed` (or :meth:`direct_view` + :meth:`commit`) and come out of
 :meth:`next_event`. Violations by the peer raise :class:`ProtocolError`
@@ -21,6 +27,7 @@ Outgoing methods return the buffers to write; incoming bytes go in through
 """
 from __future__ import annotations
 
+import hmac
 from collections import deque
 from collections.abc import Mapping
 
@@ -28,6 +35,7 @@ import numpy as np
 
 from tinycaffe.wire import encode as enc
 from tinycaffe.wire.blobs import Buffer
+from tinycaffe.wire.checksum import choose
 from tinycaffe.wire.codec import Decoder
 from tinycaffe.wire.errors import ErrorCode, LocalProtocolError, ProtocolError
 from tinycaffe.wire.frames import (
@@ -41,8 +49,10 @@ from tinycaffe.wire.frames import (
     HelloFrame,
     ResultFrame,
 )
-from tinycaffe.wire.header import HEADER_SIZE
-from tinycaffe.wire.hello import ANY, BlobSpec, Hello, check_match
+from tinycaffe.wire.header import CONTROL_MAX, HEADER_SIZE, FrameType
+from tinycaffe.wire.hello import ANY, BlobSpec, Hello, check_match, payload_size
+
+_HANDSHAKE_TYPES = frozenset({FrameType.HELLO, FrameType.ERROR})
 
 _SEQ_MASK = 0xFFFFFFFF
 
@@ -71,12 +81,17 @@ def _check_blobs(blobs: Mapping[str, np.ndarray], want: tuple[BlobSpec, ...], wh
 class Endpoint:
     """One side ("sink" or "source", from ``hello.role``) of a wire connection."""
 
-    def __init__(self, hello: Hello) -> None:
+    def __init__(self, hello: Hello, *, token: bytes | None = None) -> None:
         self.local = hello
         self.peer: Hello | None = None
         self.window = hello.window
-        self.checksum = True  # HELLO frames always carry a CRC
-        self._decoder = Decoder(hello.max_frame)
+        self.checksum: bool | str = True  # HELLO frames always carry a CRC; after it, "crc32", "xxh3" or False
+        if token is not None and hello.role != "source":
+            raise LocalProtocolError("only a source checks a token; a sink sends its own in its Hello")
+        self._token = token
+        # Nothing but a small HELLO (or ERROR) is taken before the handshake.
+        self._decoder = Decoder(min(hello.max_frame, CONTROL_MAX))
+        self._decoder.expect = _HANDSHAKE_TYPES
         self._send_seq = 0
         self._recv_seq = 0
         self._hello_sent = False
@@ -281,6 +296,11 @@ class Endpoint:
         """The peer closed its side of the connection."""
         self._decoder.feed_eof()
 
+    @property
+    def mid_frame(self) -> bool:
+        """True when part of a frame has arrived but not all of it."""
+        return self._decoder.mid_frame
+
     def direct_view(self) -> memoryview | None:
         """See :meth:`Decoder.direct_view`."""
         return self._decoder.direct_view()
@@ -339,14 +359,28 @@ class Endpoint:
             raise ProtocolError("second HELLO")
         if self.role == "sink" and not self._hello_sent:
             raise ProtocolError("the source spoke before the sink's HELLO")
+        if self._token is not None and not hmac.compare_digest(peer.token.encode("utf-8", "surrogatepass"), self._token):
+            raise ProtocolError(
+                f"HELLO from {peer.role} layer {peer.layer!r:.80} refused: "
+                + ("no token" if not peer.token else "wrong token"),
+                ErrorCode.AUTH,
+            )
         check_match(self.local, peer)
         if any(b.dtype == ANY for b in self.local.returns):
             # Returned blobs were asked for by name: from now on expect the source's specs.
             self.local = self.local.with_(returns=peer.returns)
         self.peer = peer
         self.window = min(self.local.window, peer.window)
-        self.checksum = self.local.checksum or peer.checksum
-        self._decoder.require_checksum = self.checksum
+        wanted = self.local.checksum or peer.checksum
+        self.checksum = choose(self.local.checksums, peer.checksums) if wanted else False
+        self._decoder.require_checksum = bool(wanted)
+        self._decoder.expect = None
+        # From now on the peer may send what it declared, and no more.
+        if self.role == "source":
+            declared = payload_size(peer.blobs, peer.encoding)
+        else:
+            declared = payload_size(self.local.returns, peer.encoding) if self.local.returns else 0
+        self._decoder.max_frame = min(self.local.max_frame, max(CONTROL_MAX, declared))
 
     def _on_data(self, f: DataFrame) -> None:
         if self.role != "source":

@@ -27,6 +27,9 @@ class ErrorCode(IntEnum):
     SEQUENCE = 6  # frame lost, duplicated or reordered
     WINDOW = 7  # more un-ACKed DATA frames than the window allows
     APPLICATION = 8  # the peer's own code failed (e.g. the cloud net raised)
+    AUTH = 9  # the HELLO carried no token, or the wrong one
+    BUSY = 10  # the server is at its client limit (try again later)
+    SHUTDOWN = 11  # the server is stopping; unanswered batches must be resent elsewhere
 
 
 class ProtocolError(WireError):
@@ -51,11 +54,18 @@ class PeerError(WireError):
 
 
 class TransportError(WireError):
-    """The TCP connection failed; ``peer`` is the "host:port" on the other side."""
+    """The TCP connection failed; ``peer`` is the "host:port" on the other side.
 
-    def __init__(self, message: str, peer: str = "") -> None:
+    ``kind``: "closed" (reset or closed by the peer), "refused" (nobody
+    listens), "timeout" (no answer in time), "tls" (the peer's certificate or
+    TLS handshake failed) or "local" (this side could not listen or accept).
+    A client may reconnect after "closed" or "refused", not after the others.
+    """
+
+    def __init__(self, message: str, peer: str = "", kind: str = "closed") -> None:
         super().__init__(message)
         self.peer = peer
+        self.kind = kind
 
 
 def reword(exc: WireError, prefix: str) -> WireError:

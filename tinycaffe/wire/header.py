@@ -5,10 +5,10 @@ Layout (little-endian)::
     magic    4s   b"TCF1"
     version  u8   PROTOCOL_VERSION
     type     u8   FrameType
-    flags    u16  FLAG_CRC when the payload checksum is present
+    flags    u16  FLAG_CRC or FLAG_XXH3: which payload checksum is present
     seq      u32  per-direction frame counter
     length   u64  payload bytes that follow the header
-    crc      u32  CRC32 of the payload (0 when FLAG_CRC is clear)
+    crc      u32  payload checksum: CRC32, or the low 32 bits of XXH3-64 (0 when none)
     hcrc     u32  CRC32 of the 24 bytes above
 
 The header carries its own CRC so that a damaged length field is caught at
@@ -24,10 +24,12 @@ from enum import IntEnum
 from tinycaffe.wire.errors import ErrorCode, ProtocolError
 
 MAGIC = b"TCF1"
-PROTOCOL_VERSION = 1
+#: 2: the XXH3 payload checksum (FLAG_XXH3) and the "checksums" HELLO field.
+PROTOCOL_VERSION = 2
 
 FLAG_CRC = 0x0001
-KNOWN_FLAGS = FLAG_CRC
+FLAG_XXH3 = 0x0002
+KNOWN_FLAGS = FLAG_CRC | FLAG_XXH3
 
 _BODY = struct.Struct("<4sBBHIQI")
 _HCRC = struct.Struct("<I")
@@ -65,8 +67,15 @@ class Header:
 
     @property
     def has_crc(self) -> bool:
-        """True when the payload checksum must be verified."""
-        return bool(self.flags & FLAG_CRC)
+        """True when a payload checksum (of either kind) must be verified."""
+        return bool(self.flags & (FLAG_CRC | FLAG_XXH3))
+
+    @property
+    def algo(self) -> str | None:
+        """"crc32", "xxh3", or None when the payload carries no checksum."""
+        if self.flags & FLAG_XXH3:
+            return "xxh3"
+        return "crc32" if self.flags & FLAG_CRC else None
 
 
 def pack_header(ftype: FrameType, seq: int, length: int, crc: int, flags: int) -> bytes:
@@ -115,7 +124,9 @@ def parse_header(head: bytes | bytearray | memoryview, max_frame: int) -> Header
         raise ProtocolError(f"unknown frame type {ftype}")
     if flags & ~KNOWN_FLAGS:
         raise ProtocolError(f"unknown flag bits 0x{flags & ~KNOWN_FLAGS:04x} in {kind.name} frame")
-    if not flags & FLAG_CRC and crc != 0:
+    if flags & FLAG_CRC and flags & FLAG_XXH3:
+        raise ProtocolError(f"{kind.name} frame claims two payload checksums")
+    if not flags & (FLAG_CRC | FLAG_XXH3) and crc != 0:
         raise ProtocolError(f"{kind.name} frame has a checksum value but no checksum flag")
     lo, hi = _limit_for(kind, max_frame)
     if length > hi:

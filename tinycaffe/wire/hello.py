@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tinycaffe.wire.blobs import MAX_BLOBS, MAX_NAME, MAX_NDIM
+from tinycaffe.wire.checksum import CRC32, XXH3, available
 from tinycaffe.wire.dtypes import WIRE_NAMES, Encoding, code_dtype, encoding_for, parse_wire, wire_dtype
 from tinycaffe.wire.errors import ErrorCode, LocalProtocolError, ProtocolError
 from tinycaffe.wire.header import DEFAULT_MAX_FRAME, PROTOCOL_VERSION
@@ -24,6 +25,7 @@ ANY = "any"  # dtype of a blob asked for by name, shape to be taken from the pee
 _DTYPE_NAMES = {str(dt) for dt in (code_dtype(c) for c in range(1, 64)) if dt is not None}
 _MIN_MAX_FRAME = 1024
 _MAX_WINDOW = 1 << 16
+MAX_TOKEN = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,12 @@ class Hello:
     "any". ``max_frame``: the largest payload this side accepts. ``window``:
     un-ACKed DATA frames allowed in flight (the smaller of both sides wins).
     ``checksum``: CRC32 on payloads (used when either side asks for it).
+    ``checksums``: the payload checksums this side can check, fastest first.
+    ``token``: the sink's shared secret for a server that asks for one
+    (never printed, never sent back by a source). ``cut``: a sink may name
+    the last layer it runs (as ``split --after`` takes it) for a server that
+    holds the whole net and runs any suffix (``serve --any-cut``); empty: the
+    server's own cut. An optional field: peers that predate it ignore it.
     """
 
     role: str
@@ -65,6 +73,9 @@ class Hello:
     window: int = 1
     checksum: bool = True
     version: int = field(default=PROTOCOL_VERSION)
+    token: str = field(default="", repr=False, compare=False)
+    checksums: tuple[str, ...] = field(default_factory=available)
+    cut: str = ""
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -75,6 +86,8 @@ class Hello:
             raise LocalProtocolError(f"window must be an int in 1..{_MAX_WINDOW}, not {self.window!r}")
         if not (isinstance(self.max_frame, int) and self.max_frame >= _MIN_MAX_FRAME):
             raise LocalProtocolError(f"max_frame must be an int >= {_MIN_MAX_FRAME}, not {self.max_frame!r}")
+        if not isinstance(self.cut, str) or len(self.cut.encode("utf-8", "surrogatepass")) > MAX_NAME:
+            raise LocalProtocolError(f"cut must be a layer name of at most {MAX_NAME} bytes, not {self.cut!r:.80}")
 
     @property
     def encoding(self) -> Encoding:
@@ -123,6 +136,11 @@ def hello_bytes(h: Hello) -> bytes:
         "window": h.window,
         "checksum": h.checksum,
     }
+    doc["checksums"] = list(h.checksums)
+    if h.token:
+        doc["token"] = h.token
+    if h.cut:
+        doc["cut"] = h.cut
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -177,6 +195,15 @@ def parse_hello(payload: bytes | bytearray | memoryview) -> Hello:
         raise ProtocolError(f"HELLO has unknown wire dtype {wire!r:.40}")
     if not isinstance(checksum, bool):
         raise ProtocolError("HELLO field checksum must be true or false")
+    algos = doc.get("checksums", [CRC32])
+    if not isinstance(algos, list) or len(algos) > 8 or not all(isinstance(a, str) for a in algos):
+        raise ProtocolError("HELLO field checksums must be a short list of names")
+    token = doc.get("token", "")
+    if not isinstance(token, str) or len(token) > MAX_TOKEN:
+        raise ProtocolError(f"HELLO field token must be a string of at most {MAX_TOKEN} characters")
+    cut = doc.get("cut", "")
+    if not isinstance(cut, str) or len(cut.encode("utf-8", "surrogatepass")) > MAX_NAME:
+        raise ProtocolError(f"HELLO field cut must be a layer name of at most {MAX_NAME} bytes, got {cut!r:.80}")
     return Hello(
         role=role,
         layer=layer,
@@ -187,6 +214,9 @@ def parse_hello(payload: bytes | bytearray | memoryview) -> Hello:
         window=_int(doc.get("window"), "window", 1, _MAX_WINDOW),
         checksum=checksum,
         version=version,
+        token=token,
+        checksums=tuple(a for a in algos if a in (CRC32, XXH3)),  # names from the future are ignored
+        cut=cut,
     )
 
 

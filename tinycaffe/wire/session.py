@@ -12,6 +12,7 @@ effort) before it is raised.
 from __future__ import annotations
 
 import socket
+import ssl
 from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -23,7 +24,7 @@ from tinycaffe.errors import WireError
 from tinycaffe.wire.errors import ErrorCode, LocalProtocolError, PeerError, ProtocolError, TransportError
 from tinycaffe.wire.frames import CLOSED, ByeFrame, DataFrame, ErrorFrame, Event, HelloFrame, ResultFrame
 from tinycaffe.wire.hello import Hello
-from tinycaffe.wire.transport import DEFAULT_TIMEOUT, Transport, accept, connect, listen, peer_name
+from tinycaffe.wire.transport import DEFAULT_TIMEOUT, Transport, accept, connect, listen, peer_name, tls_accept
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -59,7 +60,13 @@ class _Session:
         self.endpoint.targets = arrays
 
     def _report(self, code: int, message: str) -> None:
-        """Tell the peer why we stop, if the connection still allows it."""
+        """Tell the peer why we stop, if the connection still allows it.
+
+        A frame cut short (Ctrl-C in the middle of a send) is completed first, so
+        that the ERROR arrives as an ERROR and not as garbage.
+        """
+        if not self.transport.finish_frame(_ERROR_SEND_TIMEOUT):
+            return  # the stream is broken mid-frame: closing is all that is left
         try:
             self.transport.send(self.endpoint.send_error(code, message), timeout=_ERROR_SEND_TIMEOUT)
         except (LocalProtocolError, TransportError, OSError):
@@ -84,7 +91,7 @@ class _Session:
     def fail(self, message: str, code: int = ErrorCode.APPLICATION) -> None:
         """Abort: send ERROR (best effort) and close, e.g. when the local net raised."""
         self._report(code, message)
-        self.transport.close()
+        self.transport.linger_close(_ERROR_SEND_TIMEOUT)
 
     def __enter__(self) -> Self:
         return self
@@ -119,11 +126,19 @@ class SinkSession(_Session):
         connect_timeout: float = 10.0,
         ack_timeout: float | None = None,
         rate: float | str | None = None,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> SinkSession:
-        """Connect (with retries), exchange HELLOs, and return a ready session."""
-        sock = connect(host, port, timeout=timeout, connect_timeout=connect_timeout)
-        session = cls(Transport(sock, peer_name((host, port)), timeout=timeout, rate=rate), Endpoint(hello),
-                      ack_timeout=ack_timeout)
+        """Connect (with retries), exchange HELLOs, and return a ready session.
+
+        ``tls``: a client context (see :mod:`tinycaffe.serve.tls`) that checks
+        the server's certificate; put a shared token in ``hello.token``.
+        """
+        sock = connect(host, port, timeout=timeout, connect_timeout=connect_timeout, tls=tls,
+                       server_hostname=server_hostname)
+        # interruptible: Ctrl-C in the client never cuts a frame where it cannot be completed.
+        transport = Transport(sock, peer_name((host, port)), timeout=timeout, rate=rate, interruptible=True)
+        session = cls(transport, Endpoint(hello), ack_timeout=ack_timeout)
         try:
             session.handshake()
         except BaseException:
@@ -277,22 +292,31 @@ class SourceServer:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         rate: float | str | None = None,
+        token: bytes | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.hello = hello
         self.timeout = timeout
         self.rate = rate
+        self.token = token
+        self.tls = tls
         self.listener: socket.socket = listen(bind, port)
         host, bound = self.listener.getsockname()[:2]
         #: (host, port) actually bound (useful with port 0).
         self.address: tuple[str, int] = (host, bound)
 
-    def accept(self, timeout: float | None = None) -> SourceSession:
-        """Wait for a sink, do the HELLO exchange, and return its session."""
+    def accept(self, timeout: float | None = None, handshake_timeout: float | None = None) -> SourceSession:
+        """Wait up to ``timeout`` for a sink, then do the HELLO exchange within
+        ``handshake_timeout`` (default: the transport timeout) and return its session."""
         limit = self.timeout if timeout is None else timeout
+        shake = self.timeout if handshake_timeout is None else handshake_timeout
         sock, peer = accept(self.listener, limit)
-        session = SourceSession(Transport(sock, peer, timeout=self.timeout, rate=self.rate), Endpoint(self.hello))
+        if self.tls is not None:
+            sock = tls_accept(sock, self.tls, peer, shake).duplex
+        endpoint = Endpoint(self.hello, token=self.token)
+        session = SourceSession(Transport(sock, peer, timeout=self.timeout, rate=self.rate), endpoint)
         try:
-            session.handshake(limit)
+            session.handshake(shake)
         except BaseException:
             session.transport.close()
             raise

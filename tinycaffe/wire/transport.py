@@ -8,7 +8,10 @@ array when the decoder knows it, else into one reusable scratch buffer.
 """
 from __future__ import annotations
 
+import queue
 import socket
+import ssl
+import threading
 import time
 from collections.abc import Sequence
 from typing import Protocol
@@ -61,8 +64,15 @@ def connect(
     connect_timeout: float = 10.0,
     backoff: float = 0.05,
     max_backoff: float = 1.0,
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
 ) -> socket.socket:
-    """Connect to ``host:port``, retrying (backoff doubling up to ``max_backoff``) until ``connect_timeout``."""
+    """Connect to ``host:port``, retrying (backoff doubling up to ``max_backoff``) until ``connect_timeout``.
+
+    With ``tls`` the connection is wrapped and the server's certificate
+    checked against the context's CA for ``server_hostname`` (default
+    ``host``); a failed check is not retried.
+    """
     target = peer_name((host, port))
     deadline = time.monotonic() + connect_timeout
     delay = backoff
@@ -75,19 +85,55 @@ def connect(
         except OSError as e:
             last = e
         else:
-            return _tune(sock, timeout)
+            if tls is None:
+                return _tune(sock, timeout)
+            return _tls_client(sock, tls, server_hostname or host, target, timeout)
         left = deadline - time.monotonic()
         if left <= 0:
             raise TransportError(
                 f"cannot connect to {target}: {attempts} attempts in {connect_timeout:g} s, last error: {last}",
-                target,
+                target, "refused",
             )
         time.sleep(min(delay, left))
         delay = min(delay * 2, max_backoff)
 
 
-def listen(bind: str = "127.0.0.1", port: int = 0, backlog: int = 4) -> socket.socket:
-    """A listening TCP socket; ``port=0`` picks a free port (see ``getsockname()``)."""
+def _tls_client(sock: socket.socket, tls: ssl.SSLContext, hostname: str, target: str,
+                timeout: float) -> socket.socket:
+    """The TLS handshake of a client; a certificate the CA does not vouch for is fatal."""
+    sock.settimeout(timeout)
+    try:
+        wrapped = tls.wrap_socket(sock, server_hostname=hostname)
+    except ssl.SSLCertVerificationError as e:
+        sock.close()
+        raise TransportError(f"TLS: {target} is not who it claims to be ({e.verify_message})", target,
+                             "tls") from None
+    except (ssl.SSLError, OSError) as e:
+        sock.close()
+        raise TransportError(f"TLS handshake with {target} failed: {e}", target, "tls") from None
+    return _tune(wrapped, timeout)
+
+
+def tls_accept(sock: socket.socket, tls: ssl.SSLContext, peer: str, timeout: float):
+    """The server's side of the TLS handshake, ``timeout`` in all; a TLSStream (see tls_stream)."""
+    from tinycaffe.wire.tls_stream import TLSStream
+
+    _tune(sock, timeout)
+    stream = TLSStream(sock, tls, server_side=True)
+    try:
+        stream.handshake(timeout)
+    except (ssl.SSLError, OSError) as e:  # TimeoutError is an OSError
+        stream.close()
+        raise TransportError(f"TLS handshake with {peer} failed: {e or 'timed out'}", peer, "tls") from None
+    return stream
+
+
+def listen(bind: str = "127.0.0.1", port: int = 0, backlog: int = 128) -> socket.socket:
+    """A listening TCP socket; ``port=0`` picks a free port (see ``getsockname()``).
+
+    The backlog holds connections the kernel accepted before the server took
+    them: it must cover a fleet of clients (re)connecting at once.
+    """
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -96,7 +142,7 @@ def listen(bind: str = "127.0.0.1", port: int = 0, backlog: int = 4) -> socket.s
         sock.listen(backlog)
     except OSError as e:
         sock.close()
-        raise TransportError(f"cannot listen on {peer_name((bind, port))}: {e}") from e
+        raise TransportError(f"cannot listen on {peer_name((bind, port))}: {e}", kind="local") from e
     return sock
 
 
@@ -107,9 +153,9 @@ def accept(listener: socket.socket, timeout: float = DEFAULT_TIMEOUT) -> tuple[s
     try:
         sock, addr = listener.accept()
     except TimeoutError:
-        raise TransportError(f"no connection on {here} within {timeout:g} s", here) from None
+        raise TransportError(f"no connection on {here} within {timeout:g} s", here, "timeout") from None
     except OSError as e:
-        raise TransportError(f"accept on {here} failed: {e}", here) from e
+        raise TransportError(f"accept on {here} failed: {e}", here, "local") from e
     return _tune(sock, timeout), peer_name(addr)
 
 
@@ -132,6 +178,29 @@ def _chunks(views: list[memoryview], size: int) -> list[list[memoryview]]:
     return out
 
 
+def _consume(views: list[memoryview], sent: int) -> None:
+    """Drop the first ``sent`` bytes from ``views``, in place."""
+    while sent:
+        if sent >= len(views[0]):
+            sent -= len(views[0])
+            del views[0]
+        else:
+            views[0] = views[0][sent:]
+            sent = 0
+
+
+def _settle(sock: socket.socket, deadline: float) -> None:
+    """Give the next socket call what is left until ``deadline`` (at least a sliver)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    sock.settimeout(left)
+
+
+def _is_tls(sock: socket.socket) -> bool:
+    return isinstance(sock, ssl.SSLSocket)
+
+
 class Transport:
     """One connected socket carrying frames; not thread-safe (one thread per side).
 
@@ -147,8 +216,19 @@ class Transport:
         timeout: float = DEFAULT_TIMEOUT,
         rate: float | str | None = None,
         chunk: int = CHUNK,
+        interruptible: bool = False,
     ) -> None:
         self.sock = sock
+        # Ctrl-C lands in the main thread between any two bytecodes, e.g. just after a
+        # sendmsg returned and before its count was recorded: a frame cut there cannot be
+        # completed. With ``interruptible`` the main thread's writes run in a helper thread
+        # (started on the first write) and the main thread only waits for them. (Writing
+        # in the main thread with SIGINT held back by a swapped handler was measured
+        # slower: two signal.signal calls cost more than the hand-off, bench/results/wire.md.)
+        self.interruptible = interruptible
+        self._jobs: queue.SimpleQueue | None = None
+        self._job: _SendJob | None = None
+        self._closed = False
         self.peer = peer
         self.timeout = timeout
         self.chunk = chunk
@@ -158,60 +238,131 @@ class Transport:
         self._scratch_view = memoryview(self._scratch)
         self.bytes_sent = 0
         self.bytes_received = 0
+        # What is left of a write that was interrupted (Ctrl-C, a timeout): the exact bytes
+        # still owed by a frame cut short, or None when it is unknown (TLS, pacing).
+        self._rest: list[memoryview] | None = []
+
+    @property
+    def mid_frame(self) -> bool:
+        """True when a write stopped (or is still going) part-way through a frame."""
+        if self._job is not None and not self._job.done.is_set():
+            return True
+        return self._rest is None or bool(self._rest)
+
+    def finish_frame(self, timeout: float) -> bool:
+        """Write what an interrupted write left of its frame, so the stream can go on (an ERROR, say).
+
+        False when that is impossible (unknown remainder, or the write fails again).
+        """
+        job = self._job
+        if job is not None and not job.done.wait(timeout):
+            return False  # the helper thread is still stuck in the write
+        if self._rest is None:
+            return False
+        if not self._rest:
+            return True
+        rest, self._rest = self._rest, []
+        try:
+            self.send(rest, timeout)
+        except (TransportError, OSError):
+            return False
+        return not self.mid_frame
 
     def send(self, buffers: Sequence[Buffer], timeout: float | None = None) -> None:
-        """Write all buffers (one frame or more), pacing when a rate is set."""
+        """Write all buffers (one frame or more), pacing when a rate is set.
+
+        Without a rate, ``timeout`` (default: the transport's) bounds the whole
+        write: a peer reading a byte at a time cannot hold the sender longer.
+        With a rate it bounds each chunk (the emulated link itself takes time).
+        """
+        if self.interruptible and threading.current_thread() is threading.main_thread():
+            self._send_via_helper(buffers, timeout)
+        else:
+            self._send_now(buffers, timeout)
+
+    def _send_via_helper(self, buffers: Sequence[Buffer], timeout: float | None) -> None:
+        if self._closed:
+            raise TransportError(f"cannot send to {self.peer}: the connection is closed", self.peer)
+        if self.mid_frame:
+            raise TransportError(f"cannot send to {self.peer}: an earlier write stopped mid-frame", self.peer)
+        if self._jobs is None:
+            self._jobs = queue.SimpleQueue()
+            threading.Thread(target=_send_jobs, args=(self, self._jobs), name="wire-send", daemon=True).start()
+        job = self._job = _SendJob(buffers, timeout)
+        self._jobs.put(job)
+        job.done.wait()  # a lock wait: Ctrl-C interrupts it, the helper finishes the frame
+        if job.error is not None:
+            raise job.error
+
+    def _send_now(self, buffers: Sequence[Buffer], timeout: float | None) -> None:
+        if self._rest is None or self._rest:  # (the helper's own job is not "an earlier write")
+            raise TransportError(f"cannot send to {self.peer}: an earlier write stopped mid-frame", self.peer)
         views = [memoryview(b) for b in buffers if len(b)]
-        self.sock.settimeout(self.timeout if timeout is None else timeout)
+        limit = self.timeout if timeout is None else timeout
+        self.sock.settimeout(limit)
+        exact = self.pacer is None and _HAS_SENDMSG and hasattr(self.sock, "sendmsg") and not _is_tls(self.sock)
+        self._rest = views if exact else None  # _send_views trims it as bytes leave
         try:
             if self.pacer is None:
-                self._send_views(views)
+                self._send_views(views, time.monotonic() + limit)
             else:
                 self.pacer.start()
                 for group in _chunks(views, self.chunk):
                     self.pacer.wait(sum(len(v) for v in group))
-                    self._send_views(group)
+                    self._send_views(group, time.monotonic() + limit)
+            self._rest = []
         except TimeoutError:
-            raise TransportError(f"timed out sending to {self.peer}", self.peer) from None
+            raise TransportError(f"timed out after {limit:g} s sending to {self.peer}", self.peer,
+                                 "timeout") from None
         except OSError as e:
             raise TransportError(f"sending to {self.peer} failed: {e}", self.peer) from e
 
-    def _send_views(self, views: list[memoryview]) -> None:
-        if not _HAS_SENDMSG:
+    def _send_views(self, views: list[memoryview], deadline: float) -> None:
+        if not _HAS_SENDMSG or not hasattr(self.sock, "sendmsg") or _is_tls(self.sock):
+            # TLS (an SSLSocket, or a TLSStream side) has no sendmsg: one write per piece.
+            # Small pieces on purpose: SSLSocket.sendall waits up to the timeout per TLS record,
+            # so the deadline, checked between pieces, is overrun by at most a few records.
+            views = [v[i : i + CHUNK] for v in views for i in range(0, len(v), CHUNK)]
             for v in views:
+                _settle(self.sock, deadline)
                 self.sock.sendall(v)
                 self.bytes_sent += len(v)
             return
-        i = 0
-        while i < len(views):
-            # Each call waits at most the socket timeout for room to write:
-            # a slow link is fine as long as it keeps moving.
-            sent = self.sock.sendmsg(views[i : i + _IOV_MAX])
+        # ``views`` is trimmed in place as bytes leave: after an interruption it holds the rest.
+        while views:
+            _settle(self.sock, deadline)
+            sent = self.sock.sendmsg(views[:_IOV_MAX])
             self.bytes_sent += sent
-            while sent:
-                if sent >= len(views[i]):
-                    sent -= len(views[i])
-                    i += 1
-                else:
-                    views[i] = views[i][sent:]
-                    sent = 0
+            _consume(views, sent)
 
-    def receive(self, rx: Receiver, timeout: float | None = None, waiting_for: str = "data") -> Event:
+    def receive(self, rx: Receiver, timeout: float | None = None, waiting_for: str = "data",
+                frame_timeout: float | None = None) -> Event:
         """Read until ``rx`` yields an event (a frame, or CLOSED after a clean end).
 
-        Raises TransportError on a timeout (``waiting_for`` names what was
-        awaited), a reset, or a close mid-frame, and ProtocolError (message
-        prefixed with the peer) on bad bytes.
+        ``timeout`` bounds the whole wait for the event, not each read: a peer
+        trickling a byte at a time is cut off when it runs out. With
+        ``frame_timeout``, a frame once begun must be whole within that time
+        (``rx`` tells with its ``mid_frame`` property). Raises
+        TransportError on a timeout (``waiting_for`` names what was awaited),
+        a reset, or a close mid-frame, and ProtocolError (message prefixed
+        with the peer) on bad bytes.
         """
         limit = self.timeout if timeout is None else timeout
-        self.sock.settimeout(limit)
+        deadline = time.monotonic() + limit
+        framed = frame_timeout is None  # True once the frame deadline is set (or when there is none)
         eof = False
         while True:
             try:
                 ev = rx.next_event()
                 if ev is not NEED_DATA:
                     return ev
-                n = self._recv_some(rx, limit, waiting_for)
+                if not framed and getattr(rx, "mid_frame", False):
+                    # A frame has begun: the rest of it must come within frame_timeout.
+                    framed = True
+                    if time.monotonic() + frame_timeout < deadline:
+                        deadline, limit = time.monotonic() + frame_timeout, frame_timeout
+                        waiting_for = f"the rest of a frame ({waiting_for})"
+                n = self._recv_some(rx, limit, waiting_for, deadline)
             except ProtocolError as e:
                 if eof:
                     raise TransportError(f"{self.peer} closed the connection: {e}", self.peer) from e
@@ -220,9 +371,10 @@ class Transport:
                 eof = True
                 rx.feed_eof()
 
-    def _recv_some(self, rx: Receiver, limit: float, waiting_for: str) -> int:
+    def _recv_some(self, rx: Receiver, limit: float, waiting_for: str, deadline: float) -> int:
         """One recv: straight into the destination when it is big, else via scratch."""
         try:
+            _settle(self.sock, deadline)
             view = rx.direct_view()
             if view is not None and len(view) >= _DIRECT_MIN:
                 n = self.sock.recv_into(view)
@@ -234,18 +386,92 @@ class Transport:
                     rx.feed(self._scratch_view[:n])
         except TimeoutError:
             raise TransportError(
-                f"timed out after {limit:g} s waiting for {waiting_for} from {self.peer}", self.peer
+                f"timed out after {limit:g} s waiting for {waiting_for} from {self.peer}", self.peer, "timeout"
             ) from None
         except OSError as e:
             raise TransportError(f"receiving from {self.peer} failed: {e}", self.peer) from e
         self.bytes_received += n
         return n
 
+    def linger_close(self, timeout: float) -> None:
+        """Close after the peer has had our last frame: shut our sending side, then read
+        and drop what the peer still sends until it closes or ``timeout`` passes.
+
+        Closing a socket that holds unread data (ACKs the peer sent meanwhile) makes
+        the kernel answer with RST, and the peer's reads may then lose our final ERROR
+        frame and see only "connection reset". Plain TCP only; TLS just closes.
+        """
+        if not self._closed and type(self.sock) is socket.socket:
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + timeout
+                while (left := deadline - time.monotonic()) > 0:
+                    self.sock.settimeout(left)
+                    if not self.sock.recv(65536):
+                        break  # the peer closed too
+            except OSError:
+                pass  # reset, timed out or already gone: nothing more to wait for
+        self.close()
+
     def close(self) -> None:
-        """Close the socket (idempotent)."""
+        """Close the socket (idempotent); the send helper thread, if any, ends."""
+        self._closed = True
+        if self._jobs is not None:
+            self._jobs.put(None)
         try:
             self.sock.close()
         except OSError:
             pass
+
+
+class _Done:
+    """A one-shot "finished" flag on a bare lock: the per-frame hand-off to the helper
+    thread and back costs less than with ``threading.Event`` (a Condition and a new
+    lock per wait). The lock is held until :meth:`set`; a wait on it is interruptible."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        self._lock.release()
+
+    def is_set(self) -> bool:
+        return not self._lock.locked()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once set; False if ``timeout`` passed first."""
+        if not self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+            return False
+        self._lock.release()  # stays "set" for every later wait
+        return True
+
+
+class _SendJob:
+    """One write handed to a Transport's helper thread."""
+
+    __slots__ = ("buffers", "timeout", "done", "error")
+
+    def __init__(self, buffers: Sequence[Buffer], timeout: float | None) -> None:
+        self.buffers = buffers
+        self.timeout = timeout
+        self.done = _Done()
+        self.error: BaseException | None = None
+
+
+def _send_jobs(transport: Transport, jobs: queue.SimpleQueue) -> None:
+    """The helper thread of an interruptible Transport: its writes, one after another."""
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        try:
+            transport._send_now(job.buffers, job.timeout)
+        except BaseException as e:  # handed to the waiting caller
+            job.error = e
+        finally:
+            job.done.set()
 
 

@@ -1,0 +1,325 @@
+"""One client connection on the server: its own threads, deadlines and memory.
+
+A :class:`Session` owns one socket. Its reader thread does the (TLS and)
+HELLO handshake within ``handshake_timeout`` in all, then reads DATA frames
+and hands each to the server; its writer thread sends what the compute
+thread queued (ACKs, RESULTs, BYE, ERROR). Nothing the compute thread does
+ever waits on this peer's socket, and this peer's slowness or silence only
+costs its own threads: a frame, once begun, must arrive within
+``frame_timeout``, and a silent client is dropped after ``idle_timeout``.
+
+Memory: before the HELLO is accepted the decoder takes at most a small
+control frame; afterwards, frames up to the size of the blobs the client
+declared, at most ``window`` of them queued. Everything goes when the
+session ends (the server drops its reference).
+"""
+from __future__ import annotations
+
+import queue
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import WireError
+from ..wire.endpoint import Endpoint
+from ..wire.errors import ErrorCode, LocalProtocolError, PeerError, ProtocolError, TransportError
+from ..wire.frames import CLOSED, ByeFrame, DataFrame, ErrorFrame, HelloFrame
+from ..wire.hello import Hello
+from ..wire.transport import Transport, tls_accept
+
+_STOP = object()
+_LINGER = 0.5  # seconds to read a refused peer's last bytes, so it sees our ERROR rather than a reset
+
+
+def _cut_endpoint() -> type:
+    from .cuts import CutEndpoint
+
+    return CutEndpoint
+
+
+def refuse(sock: socket.socket, code: int, message: str, endpoint: Endpoint | None = None) -> None:
+    """Send one ERROR frame on a connection we will not serve, then close it gently.
+
+    Used for a client beyond ``--max-clients``: it is told at once, before
+    anything is read from it or allocated for it.
+    """
+    ep = endpoint or Endpoint(Hello("source", "server", ()))
+    try:
+        sock.settimeout(_LINGER)
+        sock.sendall(b"".join(bytes(b) for b in ep.send_error(code, message)))
+        sock.shutdown(socket.SHUT_WR)
+        # Read (and drop) what the peer already sent, so closing does not reset the
+        # connection before it reads our ERROR.
+        for _ in range(16):
+            if not sock.recv(4096):
+                break
+    except (OSError, LocalProtocolError):
+        pass
+    finally:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+class Session:
+    """One connection: handshake, then DATA in and ACK/RESULT out, on two threads.
+
+    ``on_ready(session)`` is called once the HELLO is accepted; it returns
+    False to refuse the client (the server is full). ``on_data(session, frame)``
+    gets each DATA frame, ``on_end(session, error)`` is called exactly once
+    when the connection is over (error None after a clean BYE).
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: str,
+        hello: Hello,
+        *,
+        token: bytes | None,
+        tls: ssl.SSLContext | None,
+        handshake_timeout: float,
+        frame_timeout: float,
+        idle_timeout: float,
+        on_ready: Callable[[Session], bool],
+        on_data: Callable[[Session, DataFrame], None],
+        on_end: Callable[[Session, BaseException | None], None],
+        on_refused: Callable[[Session, str, BaseException], None],
+        on_bytes: Callable[[int, int], None] = lambda received, sent: None,
+        port: int = 0,
+        resolve: Callable[[Hello], Hello] | None = None,
+    ) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.port = port
+        if resolve is None:
+            self.endpoint = Endpoint(hello, token=token)
+        else:  # serve --any-cut: a HELLO naming a cut gets that cut's Source HELLO
+            from .cuts import CutEndpoint
+
+            self.endpoint = CutEndpoint(hello, token=token, resolve=resolve)
+        self.tls = tls
+        self.handshake_timeout = handshake_timeout
+        self.frame_timeout = frame_timeout
+        self.idle_timeout = idle_timeout
+        self._on_ready, self._on_data, self._on_end, self._on_refused = on_ready, on_data, on_end, on_refused
+        self._on_bytes = on_bytes
+        self._rx_counted = 0
+        self.transport: Transport | None = None  # reads (the reader thread)
+        self._out: Transport | None = None  # writes (the writer thread)
+        self._extra: list[socket.socket] = []  # the writer's duplicate socket
+        self.ready = False
+        self.failed = False
+        self.batches = 0
+        self.tag: Any = None  # for the server's bookkeeping (e.g. the client this session belongs to)
+        self._send_lock = threading.Lock()  # endpoint sends + queue order
+        self._outbox: queue.Queue = queue.Queue()
+        self._ended = threading.Event()
+        self._end_lock = threading.Lock()
+        self._ended_reported = False
+        self._reader = threading.Thread(target=self._read, name=f"serve-read-{peer}", daemon=True)
+        self._writer = threading.Thread(target=self._write, name=f"serve-write-{peer}", daemon=True)
+
+    # ---- life cycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the reader (handshake first); the writer starts once the HELLO is accepted."""
+        self._reader.start()
+
+    @property
+    def hello(self) -> Hello:
+        """The client's HELLO (after the handshake)."""
+        assert self.endpoint.peer is not None
+        return self.endpoint.peer
+
+    def join(self, timeout: float) -> bool:
+        """Wait for both threads; True when they are done."""
+        self._reader.join(timeout)
+        if self._writer.is_alive():
+            self._writer.join(timeout)
+        return not self._reader.is_alive() and not self._writer.is_alive()
+
+    @property
+    def done(self) -> bool:
+        return self._ended.is_set()
+
+    # ---- reader thread ------------------------------------------------------------
+
+    def _handshake(self) -> None:
+        # ACK and RESULT go out back to back: Nagle would hold the RESULT for the peer's delayed ACK.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # The reader and the writer each get their own socket object (same connection), so
+        # that each keeps its own timeout; TLS state is shared safely by a TLSStream.
+        if self.tls is not None:
+            stream = tls_accept(self.sock, self.tls, self.peer, self.handshake_timeout)
+            self._extra = [stream.raw_send]
+            rsock, wsock = stream.reader, stream.writer
+        else:
+            wsock = self.sock.dup()
+            self._extra = [wsock]
+            rsock = self.sock
+        self.transport = Transport(rsock, self.peer, timeout=self.frame_timeout)
+        self._out = Transport(wsock, self.peer, timeout=self.frame_timeout)
+        ev = self.transport.receive(self.endpoint, self.handshake_timeout, "the client's HELLO")
+        if isinstance(ev, ErrorFrame):
+            raise PeerError(f"{self.peer} sent ERROR {ev.code}: {ev.message}", ev.code, ev.message)
+        if not isinstance(ev, HelloFrame):
+            raise ProtocolError(f"expected HELLO, got {ev!r}")
+        if ev.hello.cut and not isinstance(self.endpoint, _cut_endpoint()):
+            raise ProtocolError(f"the client asks for the cut after layer {ev.hello.cut!r:.80}, but this server "
+                                "serves one cut only (start it with --any-cut)", ErrorCode.MISMATCH)
+
+    def _read(self) -> None:
+        try:
+            self._handshake()
+        except ProtocolError as e:
+            self._on_refused(self, "auth" if e.code == ErrorCode.AUTH else "hello", e)  # counted before the peer hears
+            self._refuse_now(e.code, str(e))
+            self._finish(e, report=False)
+            return
+        except (WireError, OSError) as e:
+            self._close_socket()
+            self._on_refused(self, "handshake", e)
+            self._finish(e, report=False)
+            return
+        if not self._on_ready(self):
+            self._refuse_now(ErrorCode.BUSY, "server busy: too many clients, try again later")
+            self._finish(None, report=False)
+            return
+        self.ready = True
+        self._writer.start()
+        self.send(self.endpoint.send_hello)
+        try:
+            while True:
+                ev = self.transport.receive(self.endpoint, self.idle_timeout, "the next DATA or BYE",
+                                            frame_timeout=self.frame_timeout)
+                if isinstance(ev, DataFrame):
+                    self.batches += 1
+                    self._on_bytes(self.transport.bytes_received - self._rx_counted, 0)
+                    self._rx_counted = self.transport.bytes_received
+                    self._on_data(self, ev)
+                elif isinstance(ev, ByeFrame):
+                    self._on_data(self, None)  # the server answers BYE after the client's last batch
+                    return
+                elif isinstance(ev, ErrorFrame):
+                    raise PeerError(f"{self.peer} stopped with ERROR {ev.code}: {ev.message}", ev.code, ev.message)
+                elif ev is CLOSED:
+                    raise TransportError(f"{self.peer} closed the connection", self.peer)
+        except ProtocolError as e:
+            self.fail(e.code, str(e))
+            self._finish(e)
+        except (WireError, OSError) as e:
+            self._close_socket()
+            self._finish(e)
+
+    def _refuse_now(self, code: int, message: str) -> None:
+        try:
+            bufs = self.endpoint.send_error(code, message)
+        except LocalProtocolError:
+            self._close_socket()
+            return
+        if self._out is not None:
+            try:
+                self._out.send(bufs, timeout=_LINGER)
+                # Let the peer read the ERROR: closing with its bytes unread would reset the connection.
+                self.sock.shutdown(socket.SHUT_WR)
+                self.sock.settimeout(_LINGER)
+                for _ in range(16):
+                    if not self.sock.recv(4096):
+                        break
+            except (WireError, OSError):
+                pass
+        self._close_socket()
+
+    # ---- called by the compute thread ----------------------------------------------
+
+    def send(self, make: Callable[..., list], *args: Any) -> bool:
+        """Queue the frame ``make(*args)`` builds (an Endpoint method); False once the session failed."""
+        if self.failed:
+            return False
+        with self._send_lock:
+            try:
+                bufs = make(*args)
+            except LocalProtocolError as e:
+                self.failed = True
+                self._outbox.put(_STOP)
+                self._finish(e)
+                return False
+            self._outbox.put(bufs)
+        return True
+
+    def ack(self, seq: int) -> bool:
+        """ACK DATA frame ``seq`` (the compute thread took it in)."""
+        return self.send(self.endpoint.send_ack, seq)
+
+    def result(self, seq: int, blobs: Mapping[str, np.ndarray]) -> bool:
+        """Answer DATA frame ``seq``; ``blobs`` must not change until sent (pass copies)."""
+        return self.send(self.endpoint.send_result, seq, blobs)
+
+    def bye(self) -> None:
+        """The client's last batch is answered: say BYE and close when it is written."""
+        if self.send(self.endpoint.send_bye):
+            self._outbox.put(_STOP)
+            self._finish(None)
+
+    def fail(self, code: int, message: str) -> None:
+        """Send ERROR (best effort) and close."""
+        if self.failed:
+            return
+        with self._send_lock:
+            self.failed = True
+            try:
+                self._outbox.put(self.endpoint.send_error(code, message))
+            except LocalProtocolError:
+                pass
+            self._outbox.put(_STOP)
+        if not self.ready:
+            self._close_socket()
+
+    # ---- writer thread ---------------------------------------------------------------
+
+    def _write(self) -> None:
+        assert self._out is not None
+        try:
+            while True:
+                item = self._outbox.get()
+                if item is _STOP:
+                    return
+                before = self._out.bytes_sent
+                self._out.send(item, timeout=self.frame_timeout)
+                self._on_bytes(0, self._out.bytes_sent - before)
+        except WireError as e:
+            self.failed = True
+            self._finish(e)
+        finally:
+            self._close_socket()
+
+    # ---- ending ------------------------------------------------------------------------
+
+    def _close_socket(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes both threads, whichever socket object they wait on
+        except OSError:
+            pass
+        for sock in [self.sock, *self._extra]:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _finish(self, error: BaseException | None, report: bool = True) -> None:
+        with self._end_lock:
+            if self._ended_reported:
+                return
+            self._ended_reported = True
+        if error is not None:
+            self.failed = True
+        self._outbox.put(_STOP)  # the writer ends after what is queued (or at once if never started)
+        self._ended.set()
+        if report:
+            self._on_end(self, error)
