@@ -337,6 +337,14 @@ def _check_out(name, a, shape, dtype):
                          f"got {a.shape} {a.dtype}")
 
 
+def _out_or_new(out, shape, dtype):
+    """The caller's checked ``out`` buffer, or a new array of ``shape``."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    _check_out("out", out, shape, dtype)
+    return out
+
+
 _NO_BIAS = {}
 
 
@@ -356,11 +364,7 @@ def conv_forward(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1, o
     geo = _plan(x.shape, w.shape, _norm(stride), _norm(pad), _norm(dilation), int(group), False)
     n, m, oh, ow = geo.n, geo.m, geo.oh, geo.ow
     shape = (n, m, oh, ow)
-    if out is None:
-        y = np.empty(shape, dtype=dt)
-    else:
-        _check_out("out", out, shape, dt)
-        y = out
+    y = _out_or_new(out, shape, dt)
     if not geo.tiles:
         return y
     p = oh * ow
@@ -604,11 +608,7 @@ def conv_transpose(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1,
     if (geo.oh, geo.ow) != (h, wd):
         raise ValueError(f"conv_transpose: output size {out_hw} does not convolve back to {(h, wd)}")
     shape = (n, c, oh_, ow_)
-    if out is None:
-        y = np.empty(shape, dtype=dt)
-    else:
-        _check_out("out", out, shape, dt)
-        y = out
+    y = _out_or_new(out, shape, dt)
     if not geo.tiles:
         return y
     p = h * wd

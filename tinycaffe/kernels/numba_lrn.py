@@ -206,6 +206,16 @@ def lrn_within_backward(x, y, dy, k, alpha, beta, dx, relu_mask, t0, t1):
 
 
 @njit(**_JIT)
+def _add_squares(xf, start, plane, run, sign):
+    """run += sign * x^2 over one channel plane at flat offset ``start`` (the running
+    channel-window sum both across-channel passes keep; sign is +1 or -1, so exact)."""
+    sg = run.dtype.type(sign)
+    for q in range(plane):
+        v = xf[start + q]
+        run[q] += sg * (v * v)
+
+
+@njit(**_JIT)
 def lrn_across_forward(x, n_size, alpha, beta, k, y, t0, t1):
     """Across channels, for images [t0, t1): scale = k + alpha/n * (sum of x^2
     over channels c-(n-1)/2 .. c+n/2 clipped), y = x * scale^-beta.
@@ -227,23 +237,14 @@ def lrn_across_forward(x, n_size, alpha, beta, k, y, t0, t1):
         for q in range(plane):
             run[q] = 0
         for cc in range(min(post, c_n)):
-            s = img + uint64(cc) * plane
-            for q in range(plane):
-                v = xf[s + q]
-                run[q] += v * v
+            _add_squares(xf, img + uint64(cc) * plane, plane, run, 1.0)
         for c in range(c_n):
             head = c + post
             if head < c_n:
-                s = img + uint64(head) * plane
-                for q in range(plane):
-                    v = xf[s + q]
-                    run[q] += v * v
+                _add_squares(xf, img + uint64(head) * plane, plane, run, 1.0)
             tail = c - pre - 1
             if tail >= 0:
-                s = img + uint64(tail) * plane
-                for q in range(plane):
-                    v = xf[s + q]
-                    run[q] -= v * v
+                _add_squares(xf, img + uint64(tail) * plane, plane, run, -1.0)
             o = img + uint64(c) * plane
             _neg_pow(run, plane, beta, k, a_n, pw)
             for q in range(plane):
@@ -275,23 +276,14 @@ def lrn_across_backward(x, y, dy, n_size, alpha, beta, k, dx, relu_mask, t0, t1)
         for q in range(plane):
             run[q] = 0
         for cc in range(min(post, c_n)):
-            s = img + uint64(cc) * plane
-            for q in range(plane):
-                v = xf[s + q]
-                run[q] += v * v
+            _add_squares(xf, img + uint64(cc) * plane, plane, run, 1.0)
         for c in range(c_n):
             head = c + post
             if head < c_n:
-                s = img + uint64(head) * plane
-                for q in range(plane):
-                    v = xf[s + q]
-                    run[q] += v * v
+                _add_squares(xf, img + uint64(head) * plane, plane, run, 1.0)
             tail = c - pre - 1
             if tail >= 0:
-                s = img + uint64(tail) * plane
-                for q in range(plane):
-                    v = xf[s + q]
-                    run[q] -= v * v
+                _add_squares(xf, img + uint64(tail) * plane, plane, run, -1.0)
             o = img + uint64(c) * plane
             r = uint64(c) * plane
             for q in range(plane):
