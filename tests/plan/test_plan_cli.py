@@ -25,7 +25,7 @@ def files(tmp_path_factory):
     code, out, err = run(["profile", FULL, "--batch", "2", "--threads", "1", "--repeats", "2",
                           "-o", str(d / "client.json")])
     assert code == 0, err
-    assert "conv1" in out and "wrote" in out
+    assert "conv1" in out and "wrote" in out and "wire cost: sending" in out
     code, out, err = run(["probe", "--bandwidth", "10Mbps", "--rtt", "20ms", "-o", str(d / "link.json")])
     assert code == 0, err
     assert "10 Mbit/s" in out and "rtt 20 ms" in out
@@ -34,8 +34,12 @@ def files(tmp_path_factory):
 
 def test_profile_writes_the_documented_format(files):
     doc = json.loads((files / "client.json").read_text())
-    assert doc["format"] == "tinycaffe-profile/1" and doc["batch"] == 2 and doc["machine"]["threads"] == 1
+    assert doc["format"] == "tinycaffe-profile/2" and doc["batch"] == 2 and doc["machine"]["threads"] == 1
     assert doc["blobs"]["pool1"]["shape"] == [2, 32, 16, 16]
+    wire = doc["wire"]
+    assert [s["bytes"] > 0 for s in wire["samples"]] == [True] * 3
+    assert wire["send_per_byte_s"] + wire["send_fixed_s"] > 0 and wire["recv_per_byte_s"] + wire["recv_fixed_s"] > 0
+    assert wire["cpu_to_wall"] > 0
     assert [l["name"] for l in doc["layers"]][:3] == ["data", "conv1", "pool1"]
 
 

@@ -16,7 +16,7 @@ from tinycaffe.plan.mincut import best_latency_cut
 from tinycaffe.plan.planner import make_plan, pareto_front
 from tinycaffe.plan.search import best_cut
 
-from .helpers import cost_model, cut_of
+from .helpers import cost_model, cut_of, wire_doc
 
 CHAIN = """
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: [1, 2000] } } }
@@ -211,7 +211,10 @@ def random_dags(draw):
     shapes = {f"b{i}": (1, draw(st.integers(1, 5000))) for i in range(n + 1)}
     bandwidth = draw(st.sampled_from([1e4, 1e5, 1e6, 1e8]))
     rtt = draw(st.sampled_from([0.0, 5.0, 40.0]))
-    return cost_model(text, client, cloud, shapes, bandwidth, rtt)
+    # Each side's own CPU cost of frames: none, or per frame (ms) and per byte (us) drawn.
+    wires = [None if draw(st.booleans()) else
+             wire_doc(*(draw(st.sampled_from([0.0, 0.01, 0.5, 3.0])) for _ in range(4))) for _ in range(2)]
+    return cost_model(text, client, cloud, shapes, bandwidth, rtt, client_wire=wires[0], cloud_wire=wires[1])
 
 
 @settings(max_examples=60, deadline=None)

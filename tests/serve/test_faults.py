@@ -83,7 +83,6 @@ def run_with_a_fault(port, model, weights, n, at, fault):
     return xs, got, servers
 
 
-@pytest.mark.slow
 def test_sigkill_mid_run_and_restart_lose_nothing_and_duplicate_nothing(setup):
     port, model, weights, reference = setup
     xs, got, servers = run_with_a_fault(port, model, weights, 200, 80, lambda p: (p.kill(), p.wait(30)))

@@ -19,6 +19,7 @@ from tinycaffe.wire import (
     ResultFrame,
     encode_ack,
     encode_data,
+    encode_error,
     join,
     specs,
 )
@@ -168,6 +169,16 @@ def test_skipped_frame_is_an_error():
     handshake(sink, source)
     with pytest.raises(ProtocolError, match="seq 5, expected 1"):
         deliver(encode_data(5, {"pool1": X}), source)
+
+
+def test_an_error_frame_is_reported_even_after_a_skipped_number():
+    # A server interrupted between numbering a RESULT and sending it sends its ERROR with
+    # the next number; the client must still hear why it stopped.
+    sink, source = pair(returns=False)
+    handshake(sink, source)
+    # The source numbered a frame 1 that never left; its ERROR comes as 2.
+    (e,) = deliver(encode_error(2, ErrorCode.APPLICATION, "server interrupted"), sink)
+    assert isinstance(e, ErrorFrame) and e.seq == 2 and "server interrupted" in e.message
 
 
 def test_ack_for_the_wrong_seq_is_an_error():

@@ -100,6 +100,7 @@ def run_plan(args: argparse.Namespace) -> int:
     print(f"client: {client.summary()}")
     print(f"cloud:  {cloud.summary()}")
     print(f"link:   {link.summary()}")
+    print("(client ms and cloud ms include each side's CPU cost of the frames, from its profile's wire costs)")
     if plan.enumerated:
         print(f"{plan.n_cuts} valid cuts x {len(plan.wires)} wire dtype(s): every option priced")
     else:

@@ -13,6 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed forwards first (default 2)")
     p.add_argument("--phase", choices=["train", "test"], default="test")
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--no-wire-cost", action="store_true",
+                   help="skip measuring this machine's CPU cost of sending/receiving frames (then charged 0)")
     p.add_argument("-o", "--output", required=True, metavar="PROFILE.json", help="where to write the profile")
 
 
@@ -22,7 +24,8 @@ def run_profile(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     doc = measure_profile(args.model, batch=args.batch, repeats=args.repeats, warmup=args.warmup,
-                          weights=args.weights, phase=args.phase, device=args.device)
+                          weights=args.weights, phase=args.phase, device=args.device,
+                          wire_cost=not args.no_wire_cost)
     write_profile(doc, args.output)
     m = doc["machine"]
     print(f"Profile of {doc['net'] or args.model}: batch {doc['batch']}, median of {doc['repeats']} forwards "
@@ -32,5 +35,12 @@ def run_profile(args: argparse.Namespace) -> int:
         tops = ", ".join(f"{t} {tuple(doc['blobs'][t]['shape'])}" for t in layer["tops"])
         print(f"{layer['name']:>{width}}  {1000 * layer['forward_s']:9.3f} ms  {tops}")
     print(f"{'forward':>{width}}  {1000 * doc['forward_s']:9.3f} ms  (median whole forward)")
+    w = doc["wire"]
+    if w is None:
+        print("wire cost: not measured (--no-wire-cost): the planner charges 0")
+    else:
+        print(f"wire cost: sending {1e3 * w['send_fixed_s']:.3f} ms + {1e9 * w['send_per_byte_s']:.3f} ns/byte, "
+              f"receiving {1e3 * w['recv_fixed_s']:.3f} ms + {1e9 * w['recv_per_byte_s']:.3f} ns/byte "
+              f"(wall; CPU x {w['cpu_to_wall']:.3g}, {w['method']})")
     print(f"wrote {args.output}")
     return 0

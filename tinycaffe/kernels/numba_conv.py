@@ -24,11 +24,19 @@ How a convolution is cut up (measured choices: bench/results/conv_profile.md):
   tile, while it is in cache.
 * 1x1, stride-1, unpadded convolutions skip im2col: the input already is the
   column matrix.
+* The forward of few-channel shapes (cifar10's 5x5 layers; see
+  numba_patch_conv.eligible) runs in numba_patch_conv instead: no im2col, no
+  BLAS, 1.3-1.5x faster there.
 * Backward works on whole images per tile (col2im of neighbouring rows would
   otherwise collide): the weight gradient is one GEMM per tile over all of its
   images' pixels (dy of the tile gathered to (M, pixels)), not one per image;
   dx is W^T @ dy then col2im into ``dx_out``; weight/bias gradients are
   *added* into caller-given ``dw_out``/``db_out`` (Caffe accumulates them).
+  Without groups and with few output channels (dW computed transposed) the
+  bias gradient is one more row of the weight-gradient GEMM (a row of ones
+  under the column matrix); for float32 with NumPy's
+  OpenBLAS found, a whole slice of tiles is one GIL-free Numba call that
+  calls BLAS itself (numba_conv_backward.py, numba_cblas.py).
 * conv_transpose (Deconvolution's forward) is that dx computation on its own.
 
 Kernels are plain serial Numba (portable, no intrinsics), GIL-free; flat
@@ -40,7 +48,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
+from . import numba_patch_conv
 from . import threads as threads_mod
+from . import numba_cblas as cblas
+from .numba_col2im import col2im_planes
 from .scratch import scratch
 from .sizes import conv_out_size, pair
 from .threads import get_num_threads, parallel_for, will_split
@@ -199,50 +210,6 @@ def gather_images(dy, n0, n1, out):
                 of[d + q] = df[s + q]
 
 
-@njit(**_JIT)
-def col2im_images(col, kh, kw, sh, sw, ph, pw, dh, dw, oh_n, ow_n, dx, n0, n1):
-    """Adjoint of im2col_rows over whole images [n0, n1): their planes of dx are
-    zeroed, then each col entry is added onto the input element it came from."""
-    c_n, h_n, w_n = dx.shape[1], dx.shape[2], dx.shape[3]
-    p_n = oh_n * ow_n
-    ncol = col.shape[1]
-    xf = dx.reshape(dx.size)
-    cf = col.reshape(col.size)
-    usw = uint64(sw)
-    zero = xf.dtype.type(0)
-    # For each kernel column j: outputs [lo[j], hi[j]) read inside [0, w_n).
-    lo_t = np.empty(kw, np.int64)
-    hi_t = np.empty(kw, np.int64)
-    for j in range(kw):
-        off = j * dw - pw
-        a = 0
-        if off < 0:
-            a = min(ow_n, (-off + sw - 1) // sw)
-        e = 0
-        if w_n - off > 0:
-            e = min(ow_n, (w_n - off + sw - 1) // sw)
-        lo_t[j] = a
-        hi_t[j] = max(a, e)
-    for n in range(n0, n1):
-        base = uint64(n * c_n * h_n * w_n)
-        for q in range(uint64(c_n * h_n * w_n)):
-            xf[base + q] = zero
-        cb = (n - n0) * p_n
-        for c in range(c_n):
-            for i in range(kh):
-                for j in range(kw):
-                    lo, hi = lo_t[j], hi_t[j]
-                    row = (c * kh + i) * kw + j
-                    for oh in range(oh_n):
-                        hh = oh * sh - ph + i * dh
-                        if hh < 0 or hh >= h_n:
-                            continue
-                        sb = uint64(row * ncol + cb + oh * ow_n + lo)
-                        db = uint64(((n * c_n + c) * h_n + hh) * w_n + lo * sw + j * dw - pw)
-                        for q in range(uint64(hi - lo)):
-                            xf[db + q * usw] += cf[sb + q]
-
-
 # --------------------------------------------------------------------------- planning
 class _Geometry:
     """Shapes and the tile plan of one convolution call (cached per shape)."""
@@ -366,6 +333,11 @@ def conv_forward(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1, o
     shape = (n, m, oh, ow)
     y = _out_or_new(out, shape, dt)
     if not geo.tiles:
+        return y
+    if numba_patch_conv.eligible(geo.c, m, geo.kh, geo.kw, (geo.sh, geo.sw), (geo.dh, geo.dw), geo.group,
+                                 n * oh * ow):
+        # Few-channel shapes (cifar10's 5x5 layers): no im2col, no BLAS.
+        numba_patch_conv.conv_forward(x, w, b, (geo.sh, geo.sw), (geo.ph, geo.pw), y, relu)
         return y
     p = oh * ow
     wg = np.ascontiguousarray(w, dtype=dt).reshape(geo.group, geo.mg, geo.kg)
@@ -517,7 +489,19 @@ def conv_backward(x, w, dy, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1,
     # alike, and the transposing copy back of a large dW^T then costs more
     # than it saved (VGG conv4_2: 32 ms).  So: transposed only for small M.
     transposed = mg < DW_TRANSPOSED_BELOW
-    part_w = np.empty((n_slices, G, kg, mg) if transposed else (n_slices, G, mg, kg), dtype=dt)
+    # float32, one group, NumPy's OpenBLAS found: each slice is one GIL-free Numba
+    # call that calls BLAS itself (numba_conv_backward.py says why).
+    addr = cblas.sgemm_address() if G == 1 and dt == dy.dtype == np.float32 else 0
+    # Without groups, and where dW is computed transposed (few output channels), the
+    # bias gradient rides in the weight-gradient GEMM: a row of ones under the column
+    # matrix gives sum(dy) as one more row of dW^T, instead of a separate pass over dy
+    # per tile (conv1 of cifar10_full: 0.9 of 9 ms).  With many output channels dW is
+    # not transposed; a bias column there would make dW non-contiguous (a copy of dW
+    # per call), while the separate sum costs little against the GEMM.  The NumPy loop
+    # reads a 1x1 convolution's input itself as the column matrix: no row to add.
+    fold = G == 1 and transposed and (bool(addr) or not geo.is_1x1)
+    kb = kg + fold  # rows of a group's column matrix as the dW GEMM sees it
+    part_w = np.empty((n_slices, G, kb, mg) if transposed else (n_slices, G, mg, kb), dtype=dt)
     part_b = np.empty((n_slices, m), dtype=dt)
     bounds = [(len(tiles) * i // n_slices, len(tiles) * (i + 1) // n_slices) for i in range(n_slices)]
     nb_max = max(geo.images_per_tile, 1)
@@ -527,31 +511,41 @@ def conv_backward(x, w, dy, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1,
 
     def run(s_lo, s_hi):
         ncol_max = nb_max * p
-        colbuf = scratch("col", geo.k * ncol_max, dt)
+        colbuf = None if geo.is_1x1 and nb_max == 1 else scratch("col", (geo.k + fold) * ncol_max, dt)
         plane = None if geo.is_1x1 else scratch("plane", plane_size, dt)
-        dybuf = scratch("dytile", m * ncol_max, dt)
+        dybuf = scratch("dytile", m * ncol_max, dt) if nb_max > 1 else None
         dcolbuf = scratch("dcol", geo.k * ncol_max, dt) if need_dx else None
-        gtmp = scratch("dwtmp", mg * kg, dt).reshape(part_w.shape[2:])
+        gtmp = scratch("dwtmp", mg * kb, dt).reshape(part_w.shape[2:])
         for s in range(s_lo, s_hi):
             for t in range(*bounds[s]):
                 first = t == bounds[s][0]  # the slice's partials are written, then added to
                 r0, r1 = tiles[t]
                 n0, n1 = r0 // oh, r1 // oh
                 ncol = (n1 - n0) * p
-                dyt = dybuf[:m * ncol].reshape(m, ncol)
-                gather_images(dy3, n0, n1, dyt)
-                if first:
-                    np.sum(dyt, axis=1, dtype=dt, out=part_b[s])
+                if n1 - n0 == 1:  # one image: dy[n0] already is (M, pixels)
+                    dyt = dy3[n0]
                 else:
-                    part_b[s] += dyt.sum(axis=1, dtype=dt)
-                col = colbuf[:geo.k * ncol].reshape(geo.k, ncol)
-                if geo.is_1x1:  # the input, gathered to (C, pixels), is the column matrix
-                    gather_images(x3, n0, n1, col)
+                    dyt = dybuf[:m * ncol].reshape(m, ncol)
+                    gather_images(dy3, n0, n1, dyt)
+                if not fold:
+                    if first:
+                        np.sum(dyt, axis=1, dtype=dt, out=part_b[s])
+                    else:
+                        part_b[s] += dyt.sum(axis=1, dtype=dt)
+                if geo.is_1x1:  # the input, as (C, pixels), is the column matrix
+                    if n1 - n0 == 1:
+                        col = x3[n0]
+                    else:
+                        col = colbuf[:geo.k * ncol].reshape(geo.k, ncol)
+                        gather_images(x3, n0, n1, col)
                 else:
+                    col = colbuf[:(geo.k + fold) * ncol].reshape(geo.k + fold, ncol)
                     im2col_rows(x, geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw, geo.dh, geo.dw,
                                 oh, ow, r0, r1, col, plane, 0, geo.c)
+                    if fold:
+                        col[geo.k] = 1
                 for g in range(G):
-                    colg, dyg = col[g * kg:(g + 1) * kg], dyt[g * mg:(g + 1) * mg]
+                    colg, dyg = col[g * kg:g * kg + kb], dyt[g * mg:(g + 1) * mg]
                     a, b = (colg, dyg.T) if transposed else (dyg, colg.T)
                     if first:
                         np.matmul(a, b, out=part_w[s, g])
@@ -565,29 +559,76 @@ def conv_backward(x, w, dy, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1,
                     if geo.is_1x1:  # dx is dcol put back in (N, C, H, W) order
                         scatter_rows(dcol, bb0, False, False, dx, oh, ow, r0, r1)
                     else:
-                        col2im_images(dcol, geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw, geo.dh,
-                                      geo.dw, oh, ow, dx, n0, n1)
+                        col2im_planes(dcol, geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw, geo.dh,
+                                      geo.dw, oh, ow, dx, n0, n1, plane)
 
-    if tiles:
+    if addr and tiles:
+        from .numba_conv_backward import backward_tiles
+
+        image_tiles = _image_tiles(n, nb_max, n_slices)
+        w2 = wg.reshape(m, kg)
+
+        def run_fast(s_lo, s_hi):
+            ncol_max = nb_max * p
+            colbuf = scratch("col", (geo.k + 1) * ncol_max, dt)
+            plane = scratch("plane", plane_size, dt)
+            dybuf = scratch("dytile", m * ncol_max if nb_max > 1 else 1, dt)
+            dcolbuf = scratch("dcol", geo.k * ncol_max if need_dx else 1, dt)
+            for s in range(s_lo, s_hi):
+                backward_tiles(addr, x, dy3, w2, geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw,
+                               geo.dh, geo.dw, oh, ow, image_tiles[s], transposed, geo.is_1x1, need_dx,
+                               dx if need_dx else x, part_w[s, 0], part_b[s], colbuf, plane, dybuf,
+                               dcolbuf)
+
+        parallel_for(n_slices, run_fast, work=None if n_slices > 1 else 0.0, chunks=n_slices)
+    elif tiles:
         parallel_for(n_slices, run, work=None if n_slices > 1 else 0.0, chunks=n_slices)
     if not tiles:  # an empty batch: zero gradients
         part_w[...] = 0
         part_b[...] = 0
     for s in range(1, n_slices):  # fixed order: the sum does not depend on timing
         part_w[0] += part_w[s]
-        part_b[0] += part_b[s]
-    dw_t = part_w[0].transpose(0, 2, 1) if transposed else part_w[0]  # (G, mg, kg)
+        if not fold:
+            part_b[0] += part_b[s]
+    if transposed:
+        dw_t = part_w[0, :, :kg].transpose(0, 2, 1)  # (G, mg, kg)
+        db = part_w[0, 0, kg] if fold else part_b[0]
+    else:
+        dw_t = part_w[0, :, :, :kg]
+        db = part_w[0, 0, :, kg] if fold else part_b[0]
     if dw_out is not None:
         view = dw_out.reshape(G, mg, kg)
         view += dw_t
         dw = dw_out
     else:
         dw = np.ascontiguousarray(dw_t).reshape(w.shape)
-    db = part_b[0]
     if db_out is not None:
         db_out += db
         db = db_out
+    else:
+        db = np.ascontiguousarray(db)
     return dx, dw, db
+
+
+_image_tile_cache: dict = {}
+
+
+def _image_tiles(n, per_tile, n_slices):
+    """Per slice, a (T, 2) int64 array of image ranges [n0, n1): the batch cut into
+    ``n_slices`` near-equal runs of images (so slices balance even when ``per_tile``
+    does not divide them), each cut into tiles of at most ``per_tile`` images."""
+    key = (n, per_tile, n_slices)
+    got = _image_tile_cache.get(key)
+    if got is None:
+        got = []
+        for s in range(n_slices):
+            a, b = n * s // n_slices, n * (s + 1) // n_slices
+            got.append(np.array([(i, min(b, i + per_tile)) for i in range(a, b, per_tile)],
+                                dtype=np.int64).reshape(-1, 2))
+        if len(_image_tile_cache) > 256:
+            _image_tile_cache.clear()
+        _image_tile_cache[key] = got
+    return got
 
 
 # --------------------------------------------------------------------------- transpose
@@ -623,6 +664,7 @@ def conv_transpose(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1,
     def run(lo, hi):
         xbuf = scratch("dytile", m * ncol_max, dt)
         dcolbuf = scratch("dcol", geo.k * ncol_max, dt)
+        plane = None if geo.is_1x1 else scratch("plane", (oh_ + 2 * geo.ph) * (ow_ + 2 * geo.pw), dt)
         for t in range(lo, hi):
             r0, r1 = tiles[t]
             n0, n1 = r0 // h, r1 // h
@@ -635,8 +677,8 @@ def conv_transpose(x, w, b, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1,
             if geo.is_1x1:
                 scatter_rows(dcol, bb, has_bias, False, y, oh_, ow_, n0 * oh_, n1 * oh_)
                 continue
-            col2im_images(dcol, geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw, geo.dh, geo.dw,
-                          h, wd, y, n0, n1)
+            col2im_planes(dcol, geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw, geo.dh, geo.dw,
+                          h, wd, y, n0, n1, plane)
             if has_bias:
                 bias_relu_rows(y, bb, True, False, oh_, ow_, n0 * oh_, n1 * oh_, 0, c)
 

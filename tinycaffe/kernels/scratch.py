@@ -60,3 +60,12 @@ def release_all_scratch() -> None:
 def scratch_bytes() -> int:
     """Bytes held by all live threads' buffers."""
     return sum(b.nbytes for bufs in _live() for b in list(bufs.values()))
+
+
+def scratch_aligned(role: str, size: int, dtype, align: int = 64) -> np.ndarray:
+    """As ``scratch``, with the first element on an ``align``-byte boundary (a
+    cache line): vector loads from a misaligned row straddle two lines."""
+    itemsize = np.dtype(dtype).itemsize
+    buf = scratch(role, size + align // itemsize, dtype)
+    skip = (-buf.ctypes.data % align) // itemsize
+    return buf[skip:skip + size]

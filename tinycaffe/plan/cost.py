@@ -9,8 +9,11 @@ encoder byte for byte (tested).
 
 Time per batch, from the two profiles and the link:
 
-* client = the client profile's times of the client layers;
-* cloud  = the cloud profile's times of the other layers;
+* client = the client profile's times of the client layers, plus its own CPU
+  cost of the frames (:mod:`tinycaffe.plan.wirecost`: encoding and sending
+  the DATA frame, receiving and decoding the ACK or RESULT);
+* cloud  = the cloud profile's times of the other layers, plus its CPU cost
+  of receiving the DATA frame and sending the answer;
 * link   = rtt + (sent + returned bytes) / bandwidth  (stop-and-wait), or
   the busier direction's bytes / bandwidth (pipelined: with enough batches in
   flight the round trip is hidden, and the link is full-duplex);
@@ -18,6 +21,7 @@ Time per batch, from the two profiles and the link:
 * pipelined     = the slowest of client, link, cloud (the steady-state
   throughput of a pipeline).
 
+Profiles without wire costs (``tinycaffe-profile/1``) charge none.
 "All on the client" sends nothing and takes the client's time for the whole
 net; "all in the cloud" sends the input.
 
@@ -75,6 +79,8 @@ class Timing:
     pipelined_link_s: float
     sent_bytes: int
     returned_bytes: int
+    client_wire_s: float = 0.0  # the part of client_s spent on frames (encode, send, receive)
+    cloud_wire_s: float = 0.0  # the part of cloud_s spent on frames
 
     @property
     def stop_and_wait_s(self) -> float:
@@ -149,6 +155,15 @@ class CostModel:
             returned = ACK_BYTES
         return sent, returned
 
+    def wire_cpu(self, sent: int, returned: int) -> tuple[float, float]:
+        """(client, cloud) CPU seconds of one split batch's frames: DATA of ``sent`` bytes, answer of ``returned``."""
+        cw, kw = self.client.wire, self.cloud.wire
+        return cw.send_s(sent) + cw.recv_s(returned), kw.recv_s(sent) + kw.send_s(returned)
+
+    def sent_byte_cpu_s(self) -> float:
+        """Seconds of client and cloud CPU per byte of the DATA frame (beyond its fixed costs)."""
+        return self.client.wire.send_per_byte_s + self.cloud.wire.recv_per_byte_s
+
     def is_valid(self, client) -> bool:
         """A cut whose returned blobs (if any) are made in the cloud; "all on client" always is."""
         client = frozenset(client)
@@ -168,4 +183,5 @@ class CostModel:
         sent += sum(self.blob_bytes(b, wire) for b in self.graph.crossing_set(client))
         bw = self.link.bandwidth
         link = self.link.rtt + (sent + returned) / bw
-        return Timing(c, link, k, max(sent, returned) / bw, sent, returned)
+        cw, kw = self.wire_cpu(sent, returned)
+        return Timing(c + cw, link, k + kw, max(sent, returned) / bw, sent, returned, cw, kw)

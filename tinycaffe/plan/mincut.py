@@ -3,16 +3,19 @@
 For a cut S (the client's groups, a down-set), stop-and-wait time is
 
     sum(client[g] for g in S) + sum(cloud[g] for g not in S)
-      + sum(bytes(b) for b crossing S) / bandwidth  + a constant per split
+      + sum(bytes(b) for b crossing S) * (1/bandwidth + cpu_per_byte)  + a constant per split
 
-(the constant: rtt, frame headers and the ACK). Build a graph with a source
-``s`` (the client side) and a sink ``t`` (the cloud side):
+(cpu_per_byte: the client's cost of sending a byte plus the cloud's of
+receiving it; the constant: rtt, frame headers and the ACK, and each side's
+fixed CPU cost of a frame). Build a graph with a source ``s`` (the client
+side) and a sink ``t`` (the cloud side):
 
 * ``s -> g`` with capacity ``cloud[g]``: cut when g is in the cloud;
 * ``g -> t`` with capacity ``client[g]``: cut when g is on the client;
 * ``g -> p`` infinite for each predecessor p of g: a client group's
   predecessors cannot be in the cloud (so the s-side is a down-set);
-* a node per read blob b: ``producer -> b`` with capacity ``bytes(b)/bandwidth``
+* a node per read blob b: ``producer -> b`` with capacity ``bytes(b)`` times
+  (1/bandwidth + the client's and cloud's CPU seconds per wire byte)
   and ``b -> reader`` infinite: when any reader is in the cloud, b is on the
   t-side, so the edge from a client-side producer is cut and b's bytes paid once;
 * input layers are tied to ``s`` and blobs that must come back (``return_top``)
@@ -132,7 +135,7 @@ def best_latency_cut(model: CostModel, wire: str) -> frozenset[int]:
     s, t = 0, 1
     node = lambda g: 2 + g  # noqa: E731 -- tiny local index maps
     blob_node = lambda j: 2 + n_groups + j  # noqa: E731
-    bw = model.link.bandwidth
+    per_byte = 1.0 / model.link.bandwidth + model.sent_byte_cpu_s()
     caps: list[tuple[int, int, int | None]] = []  # None: infinite
     for g in range(n_groups):
         caps.append((s, node(g), round(model.cloud_time[g] * _PS)))
@@ -144,7 +147,7 @@ def best_latency_cut(model: CostModel, wire: str) -> frozenset[int]:
         if g in model.forced_cloud:
             caps.append((node(g), t, None))
     for j, u in enumerate(blobs):
-        caps.append((node(u.producer), blob_node(j), round(model.blob_bytes(u.name, wire) / bw * _PS)))
+        caps.append((node(u.producer), blob_node(j), round(model.blob_bytes(u.name, wire) * per_byte * _PS)))
         for r in u.readers:
             caps.append((blob_node(j), node(r), None))
     # "Infinite" must exceed every finite cut: more than all finite capacities together.

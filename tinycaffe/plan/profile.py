@@ -4,7 +4,7 @@ A profile is a JSON document, written once on the client device and once on the
 cloud machine, that the planner reads::
 
     {
-      "format": "tinycaffe-profile/1",
+      "format": "tinycaffe-profile/2",           # /1: the same without "wire" (still read)
       "model": "prototxt/cifar10_full.prototxt",   # the prototxt profiled
       "net": "CIFAR10_full_deploy",                # its name field
       "phase": "test",
@@ -26,13 +26,22 @@ cloud machine, that the planner reads::
       ],
       "blobs": {                                    # every blob: top shape and bytes (float32)
         "conv1": {"shape": [100, 32, 32, 32], "bytes": 13107200}
+      },
+      "wire": {                                     # this machine's own CPU cost of a frame
+        "send_fixed_s": 3e-05, "send_per_byte_s": 4e-10,   # encode + send (wall seconds)
+        "recv_fixed_s": 4e-05, "recv_per_byte_s": 5e-10,   # receive + decode
+        "cpu_to_wall": 1.0, "checksum": "xxh3", "method": "...", "samples": [...]
       }
     }
 
 Times are the median over ``repeats`` timed forwards after ``warmup`` untimed ones
 (JIT compilation and first allocations are not timed). A blob's bytes are its
 element count times 4 (every blob is float32). Input layers get random data;
-Data layers read their source (wrapping around at its end).
+Data layers read their source (wrapping around at its end). The "wire" object
+is measured and documented in :mod:`tinycaffe.plan.wirecost`; a profile
+without one (format ``tinycaffe-profile/1``, written before it existed, or
+``"wire": null`` from ``profile --no-wire-cost``) loads with wire costs of 0,
+and the planner's header says so.
 """
 from __future__ import annotations
 
@@ -47,8 +56,11 @@ from typing import Any
 import numpy as np
 
 from .errors import PlanError
+from .wirecost import NOT_MEASURED, WireCost, measure_wire_cost, wire_cost_from_dict
 
-FORMAT = "tinycaffe-profile/1"
+FORMAT = "tinycaffe-profile/2"
+#: Formats still read: /1 has no "wire" object (its wire costs are taken as 0).
+READABLE_FORMATS = ("tinycaffe-profile/1", FORMAT)
 
 # Layer types whose first dimension is the batch, and where they keep it.
 _BATCH_PARAMS = {
@@ -73,6 +85,7 @@ class Profile:
     model: str = ""
     path: str = "<profile>"
     doc: dict[str, Any] = field(default_factory=dict)
+    wire: WireCost = NOT_MEASURED
 
     def blob_elements(self, name: str) -> int:
         return int(np.prod(self.blob_shapes[name], dtype=np.int64))
@@ -81,8 +94,12 @@ class Profile:
         """One line naming the machine, for reports."""
         m = self.machine
         cpu = m.get("cpu") or "unknown cpu"
+        w = self.wire
+        wire = (f"wire {w.send_fixed_s * 1e3:.3g} ms + {w.send_per_byte_s * 1e9:.3g} ns/B sending, "
+                f"{w.recv_fixed_s * 1e3:.3g} ms + {w.recv_per_byte_s * 1e9:.3g} ns/B receiving"
+                if w is not NOT_MEASURED else "wire costs not measured (charged 0)")
         return (f"{self.path}: {cpu}, {m.get('threads', '?')} thread(s) of {m.get('cores', '?')} core(s), "
-                f"kernels {m.get('kernels', '?')}, batch {self.batch}")
+                f"kernels {m.get('kernels', '?')}, batch {self.batch}; {wire}")
 
 
 # -- reading and writing --------------------------------------------------------
@@ -106,8 +123,9 @@ def profile_from_dict(doc: Any, path: str = "<profile>") -> Profile:
     if not isinstance(doc, dict):
         raise PlanError(f"{path}: a profile is a JSON object, got {type(doc).__name__}")
     fmt = doc.get("format")
-    if fmt != FORMAT:
-        raise PlanError(f"{path}: not a tinycaffe profile (format {fmt!r}, expected {FORMAT!r})")
+    if fmt not in READABLE_FORMATS:
+        raise PlanError(f"{path}: not a tinycaffe profile (format {fmt!r}, expected one of "
+                        f"{', '.join(map(repr, READABLE_FORMATS))})")
     batch = _need(doc, "batch", int, path)
     if batch <= 0:
         raise PlanError(f"{path}: batch must be positive, got {batch}")
@@ -129,10 +147,11 @@ def profile_from_dict(doc: Any, path: str = "<profile>") -> Profile:
     machine = doc.get("machine") or {}
     if not isinstance(machine, dict):
         raise PlanError(f"{path}: machine must be an object")
+    wire = NOT_MEASURED if doc.get("wire") is None else wire_cost_from_dict(doc["wire"], path)
     return Profile(
         net=str(doc.get("net", "")), phase=str(doc.get("phase", "test")), batch=batch,
         layer_times=times, blob_shapes=shapes, machine=machine, model=str(doc.get("model", "")),
-        path=path, doc=doc,
+        path=path, doc=doc, wire=wire,
     )
 
 
@@ -225,8 +244,13 @@ def measure_profile(
     phase: str = "test",
     device: str = "cpu",
     seed: int = 0,
+    wire_cost: bool = True,
 ) -> dict[str, Any]:
-    """Run ``model`` and return its profile document (see the module docstring)."""
+    """Run ``model`` and return its profile document (see the module docstring).
+
+    ``wire_cost``: also measure this machine's CPU cost of sending and
+    receiving frames (:func:`tinycaffe.plan.wirecost.measure_wire_cost`).
+    """
     from ..net import Net
     from ..net.build import load_net_param
 
@@ -262,4 +286,5 @@ def measure_profile(
         "format": FORMAT, "model": str(model), "net": name, "phase": phase, "batch": batch,
         "weights": str(weights) if weights else None, "repeats": repeats, "warmup": warmup,
         "machine": machine, "forward_s": statistics.median(totals), "layers": layers, "blobs": blobs,
+        "wire": measure_wire_cost() if wire_cost else None,
     }

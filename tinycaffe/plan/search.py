@@ -12,7 +12,8 @@ the best cut found so far. Bounds come from what is already decided:
 * client + cloud >= both of those plus, for each undecided group, the smaller
   of its two times;
 * sent bytes >= the blobs already known to cross (producer on the client and a
-  reader in the cloud), plus the frame overhead once anything is in the cloud.
+  reader in the cloud), plus the frame overhead once anything is in the cloud;
+  each side's CPU cost of the frames (fixed + per byte) grows with them.
 
 For the pipelined objective (the slowest stage) the bound is the largest of
 client, cloud, link and (client + cloud) / 2; for stop-and-wait it is their sum
@@ -85,6 +86,9 @@ def best_cut(model: CostModel, wire: str, objective: str, *,
 
     def bound(i: int, c: float, k: float, sent: int, any_cloud: bool) -> float:
         rest = suffix_min[i]
+        if any_cloud:
+            cw, kw = model.wire_cpu(over_sent + sent, over_ret)
+            c, k = c + cw, k + kw
         if latency:
             link = (model.link.rtt + (over_sent + sent + over_ret) / bw) if any_cloud else 0.0
             return c + k + rest + link

@@ -122,6 +122,10 @@ class Session:
         self._ended = threading.Event()
         self._end_lock = threading.Lock()
         self._ended_reported = False
+        # What ended the connection as the reader saw it (a peer's ERROR, a reset): reported
+        # in preference to what it then caused in the other threads (a write failing on the
+        # socket the reader shut, an ACK refused on the failed endpoint).
+        self._cause: BaseException | None = None
         self._reader = threading.Thread(target=self._read, name=f"serve-read-{peer}", daemon=True)
         self._writer = threading.Thread(target=self._write, name=f"serve-write-{peer}", daemon=True)
 
@@ -211,11 +215,13 @@ class Session:
                 elif ev is CLOSED:
                     raise TransportError(f"{self.peer} closed the connection", self.peer)
         except ProtocolError as e:
+            self._cause = e
             self.fail(e.code, str(e))
             self._finish(e)
         except (WireError, OSError) as e:
-            self._close_socket()
+            self._cause = e
             self._finish(e)
+            self._close_socket()
 
     def _refuse_now(self, code: int, message: str) -> None:
         try:
@@ -248,7 +254,10 @@ class Session:
             except LocalProtocolError as e:
                 self.failed = True
                 self._outbox.put(_STOP)
-                self._finish(e)
+                if not self.endpoint.failed:
+                    self._finish(e)
+                # else the reader has just seen the connection fail (the peer's ERROR, say) and
+                # reports that: "cannot send ACK" would hide why.
                 return False
             self._outbox.put(bufs)
         return True
@@ -319,6 +328,8 @@ class Session:
             self._ended_reported = True
         if error is not None:
             self.failed = True
+            if self._cause is not None:
+                error = self._cause
         self._outbox.put(_STOP)  # the writer ends after what is queued (or at once if never started)
         self._ended.set()
         if report:

@@ -331,6 +331,13 @@ class Endpoint:
         return ev
 
     def _accept(self, f: Frame) -> None:
+        if isinstance(f, ErrorFrame):
+            # An ERROR ends the stream whatever its number: a peer interrupted between
+            # numbering a frame and sending it (Ctrl-C) skips that number, and the gap
+            # must not hide the reason it stopped behind a "frame lost" complaint.
+            self._recv_seq = (f.seq + 1) & _SEQ_MASK
+            self._error_received = True
+            return
         if f.seq != self._recv_seq:
             kind = "duplicated or reordered" if f.seq < self._recv_seq else "lost or reordered"
             raise ProtocolError(
@@ -338,9 +345,6 @@ class Endpoint:
                 ErrorCode.SEQUENCE,
             )
         self._recv_seq = (self._recv_seq + 1) & _SEQ_MASK
-        if isinstance(f, ErrorFrame):
-            self._error_received = True
-            return
         if self.peer is None and not isinstance(f, HelloFrame):
             raise ProtocolError(f"{f.ftype.name} frame before HELLO")
         if isinstance(f, HelloFrame):

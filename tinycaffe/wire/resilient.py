@@ -10,7 +10,9 @@ each result reaches the caller exactly once and in order (``last_id``).
 It reconnects when the connection closed or was reset, nobody listened, or
 the server said BUSY or SHUTDOWN -- for at most ``retry_for`` seconds per
 outage, with a doubling backoff. A refusal (wrong net, wrong token, bad
-certificate) or a timeout is not retried: it is raised at once.
+certificate) or a timeout is not retried: it is raised at once. After
+:meth:`fail` (this side gave up: Ctrl-C, a failed net) nothing is retried,
+not even by a thread already waiting to reconnect.
 
 A batch the old server took in (ACKed) without returning blobs is done for
 the client; if that server is killed before computing it, its score is lost
@@ -18,6 +20,7 @@ with it (a server stopped by SIGTERM first answers what it took in).
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -31,6 +34,9 @@ from tinycaffe.wire.hello import Hello
 from tinycaffe.wire.session import SinkSession
 
 RETRY_CODES = frozenset({ErrorCode.BUSY, ErrorCode.SHUTDOWN})
+# How long fail() waits for another thread's send (a Sink's background sender) to end
+# before it writes its ERROR; past that it closes without one.
+FAIL_WAIT = 3.0
 
 
 def retriable(exc: BaseException) -> bool:
@@ -69,6 +75,14 @@ class ResilientSink:
         self._next_id = 0
         self.last_id: int | None = None  # batch id of the last result handed out
         self.reconnects = 0
+        # Set by fail(), possibly from another thread than the one sending (a Sink's
+        # background sender): its send then fails on the closed socket and must not
+        # reconnect and resend batches of a run the user stopped.
+        self.failed = False
+        # Held while a thread sends or waits on the connection; fail() takes it before writing
+        # its ERROR, so that the ERROR never interleaves with a frame another thread is writing.
+        # Reentrant: Ctrl-C may leave it held by the very thread that then calls fail().
+        self._io = threading.RLock()
 
     # ---- the SinkSession API -----------------------------------------------------------
 
@@ -128,9 +142,22 @@ class ResilientSink:
 
         self._retrying(op)
 
-    def fail(self, message: str, code: int = ErrorCode.APPLICATION) -> None:
-        if self.session is not None:
-            self.session.fail(message, code)
+    def fail(self, message: str, code: int = ErrorCode.APPLICATION, wait: float = FAIL_WAIT) -> None:
+        """Give up: ERROR to the server (best effort), close, and never reconnect.
+
+        If another thread is still sending after ``wait`` seconds, the connection is
+        closed without the ERROR (two writers would garble the stream).
+        """
+        self.failed = True
+        if self.session is None:
+            return
+        if self._io.acquire(timeout=wait):
+            try:
+                self.session.fail(message, code)
+            finally:
+                self._io.release()
+        else:
+            self.session.transport.close()
 
     # ---- the machinery ------------------------------------------------------------------
 
@@ -151,12 +178,22 @@ class ResilientSink:
         self._sent -= done
 
     def _retrying(self, op: Callable):
+        with self._io:
+            if self.failed:  # a sender thread's next batch after fail(): nothing more goes out
+                raise TransportError("the client stopped this connection", self.peer_address, "local")
+            return self._retrying_locked(op)
+
+    @property
+    def peer_address(self) -> str:
+        return self.session.peer_address if self.session is not None else "?"
+
+    def _retrying_locked(self, op: Callable):
         deadline: float | None = None
         while True:
             try:
                 return op()
             except WireError as exc:
-                if not retriable(exc):
+                if not retriable(exc) or self.failed:
                     raise
                 if deadline is None:
                     deadline = self._clock() + self.retry_for
@@ -168,20 +205,28 @@ class ResilientSink:
         delay = self.backoff
         attempts = 0
         while True:
+            if self.failed:
+                raise cause
             left = deadline - self._clock()
             if left <= 0:
                 raise type(cause)(f"{cause} (gave up after {attempts} reconnect attempts in {self.retry_for:g} s, "
                                   f"{len(self.pending)} batches unanswered)",
                                   *_extra(cause)) from None
             self._sleep(min(delay, left))
+            if self.failed:
+                raise cause
             delay = min(delay * 2, self.max_backoff)
             attempts += 1
             try:
-                self.session = self._connect(max(0.05, min(left, 1.0)))
+                session = self._connect(max(0.05, min(left, 1.0)))
             except WireError as exc:
                 if not retriable(exc):
                     raise
                 continue
+            if self.failed:  # gave up while this connection was being made
+                session.fail("the client stopped")
+                raise cause
+            self.session = session
             self._sent = 0
             self.reconnects += 1
             return

@@ -429,24 +429,31 @@ class _Done:
     thread and back costs less than with ``threading.Event`` (a Condition and a new
     lock per wait). The lock is held until :meth:`set`; a wait on it is interruptible."""
 
-    __slots__ = ("_lock",)
+    __slots__ = ("_lock", "_set")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lock.acquire()
+        self._set = False
 
     def set(self) -> None:
+        self._set = True  # first: the flag, not the lock, is what "set" means (see wait)
         self._lock.release()
 
     def is_set(self) -> bool:
-        return not self._lock.locked()
+        return self._set
 
     def wait(self, timeout: float | None = None) -> bool:
         """True once set; False if ``timeout`` passed first."""
-        if not self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
-            return False
-        self._lock.release()  # stays "set" for every later wait
-        return True
+        # Ctrl-C raised right after the acquire succeeded (a SIGINT caught by another thread
+        # is handled when the main thread wakes) leaves the lock held: the flag still says
+        # "set", so the frame is known to be whole and an ERROR can follow it.
+        if self._set:
+            return True
+        if self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+            self._lock.release()  # stays "set" for every later wait
+            return True
+        return self._set
 
 
 class _SendJob:
