@@ -12,9 +12,7 @@ receiver, forked from this one; nothing is shared between measurements):
 * ``wire wN xxh3|crc32|none``: SinkSession -> SourceSession (the real client
   and server session code, the receiver landing blobs in a preallocated
   target), window N, with the XXH3 payload checksum (what two sides with
-  ``xxhash`` negotiate; since protocol version 3 an 8-byte trailer, hashed by
-  the sender after each piece is written), CRC32 (in the header, hashed
-  before sending), or no payload checksum.
+  ``xxhash`` negotiate), CRC32, or no payload checksum.
 * ``--tls`` adds ``plain-tls w1`` (two ``ssl.SSLSocket``s, same pattern) and
   ``tls w1 xxh3|none`` (the wire over TLS: the server side reads through
   TLSStream, as ``tinycaffe serve`` does; with ``none`` TLS's own record MAC is
@@ -294,9 +292,7 @@ def main() -> int:
           f"{'receiver pinned to CPU 0, sender to CPU 1' if args.pin else 'processes not pinned'}")
     from tinycaffe.wire.checksum import available
 
-    from tinycaffe.wire import PROTOCOL_VERSION
-
-    print(f"payload checksums available: {available()}, wire protocol version {PROTOCOL_VERSION}")
+    print(f"payload checksums available: {available()}")
     tls = None
     if args.tls:
         import tempfile

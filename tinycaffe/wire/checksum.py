@@ -1,8 +1,7 @@
 """Payload checksums: CRC32 (zlib, always there) and XXH3 (``xxhash``, about 5x faster).
 
-A frame's header says which one its payload carries (FLAG_CRC: the CRC32 in
-the header; FLAG_XXH3: the XXH3-64 in an 8-byte trailer after the payload,
-see :mod:`~tinycaffe.wire.header`). Each side lists in
+A frame's header says which one its payload carries (FLAG_CRC or FLAG_XXH3;
+the value is 32 bits: CRC32, or the low half of XXH3-64). Each side lists in
 its HELLO the ones it can check; after the handshake frames use XXH3 when
 both sides have it, else CRC32. HELLO and ERROR frames always use CRC32.
 Over TLS both ends of ``tinycaffe serve`` turn payload checksums off (HELLO
@@ -49,11 +48,5 @@ class Running:
             self._crc = zlib.crc32(data, self._crc)
 
     def value(self) -> int:
-        """The 32-bit value: the CRC32, or the low half of the XXH3-64."""
+        """The 32-bit value carried in the header."""
         return (self._h.intdigest() & _MASK) if self._h is not None else self._crc
-
-    def digest64(self) -> int:
-        """The full 64-bit XXH3 (what an XXH3 frame's trailer carries)."""
-        if self._h is None:
-            raise ValueError("digest64() is for XXH3 only")
-        return self._h.intdigest()

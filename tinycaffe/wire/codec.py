@@ -52,7 +52,6 @@ from tinycaffe.wire.header import (
     DEFAULT_MAX_FRAME,
     HEADER_SIZE,
     MAGIC,
-    TRAILER_SIZE,
     FrameType,
     Header,
     check_prefix,
@@ -60,9 +59,8 @@ from tinycaffe.wire.header import (
 )
 from tinycaffe.wire.hello import parse_hello
 
-_HEADER, _PREFIX, _TABLE, _DATA, _BODY, _TRAILER, _DONE = range(7)
+_HEADER, _PREFIX, _TABLE, _DATA, _BODY, _DONE = range(6)
 _U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
 _CODE = struct.Struct("<H")
 _EMPTY = memoryview(b"")
 
@@ -77,12 +75,9 @@ class Decoder:
     A blob table byte-for-byte equal to the previous frame's (a stream's usual
     case) is not parsed again; it is still checked against the frame's length.
 
-    Bytes land in a target before the frame's checksum can be checked: when
-    the checksum then fails, the target holds damaged data -- the
-    ProtocolError says so and the stream is dead, so the frame must not be
-    used. An XXH3 frame's checksum is an 8-byte trailer after the payload
-    (see :mod:`~tinycaffe.wire.header`); the payload is hashed slice by slice
-    as it lands, and the trailer is compared once it is whole.
+    Bytes land in a target before the frame's CRC can be checked: when the
+    CRC then fails, the target holds damaged data -- the ProtocolError says
+    so and the stream is dead, so the frame must not be used.
     """
 
     def __init__(
@@ -104,9 +99,6 @@ class Decoder:
         self._ready: Frame | None = None
         self._hbuf = bytearray(HEADER_SIZE)
         self._pbuf = bytearray(PREFIX.size)
-        self._tbuf = bytearray(TRAILER_SIZE)
-        #: The protocol version a peer that we refused for its version speaks (else None).
-        self.peer_version: int | None = None
         # The last blob table parsed, (raw bytes, data bytes, entries): a stream repeats
         # one table frame after frame, so it is parsed and checked once, then compared.
         self._last_table: tuple[bytes, int, int, list[BlobEntry]] | None = None
@@ -142,15 +134,12 @@ class Decoder:
     def _fail(self, e: ProtocolError) -> None:
         """Remember why the stream failed and let go of every buffer."""
         self._failed = (str(e), e.code)
-        if e.code == ErrorCode.VERSION and self._phase == _HEADER and self._filled > len(MAGIC):
-            self.peer_version = self._hbuf[len(MAGIC)]
         self._pending = bytearray()
         self._ppos = 0
         self._landings = []
         self._segments = []
         self._ready = None
         self._view = _EMPTY
-        self._body = _EMPTY
         self._filled = 0
         self._last_table = None
 
@@ -178,35 +167,12 @@ class Decoder:
             return None
         return self._view[self._filled :]
 
-    def direct_views(self) -> list[memoryview] | None:
-        """:meth:`direct_view`, followed by the trailer's buffer when that view ends an XXH3 payload.
-
-        A scatter read (``recvmsg_into``) then takes the end of the payload and
-        its trailer in one call; :meth:`commit` the total.
-        """
-        view = self.direct_view()
-        if view is None:
-            return None
-        if self._at_last_segment():
-            return [view, memoryview(self._tbuf)]
-        return [view]
-
-    def _at_last_segment(self) -> bool:
-        """In the last data segment of a frame with a trailer (what direct_views adds the trailer to)."""
-        h = self._head
-        return self._phase == _DATA and self._seg == len(self._segments) - 1 and h is not None and h.trailer > 0
-
     def commit(self, n: int) -> None:
-        """Account for ``n`` bytes written into the last :meth:`direct_view` (or :meth:`direct_views`)."""
-        room = len(self._view) - self._filled
-        offered = room + (TRAILER_SIZE if self._at_last_segment() else 0)
-        if not 0 <= n <= offered or self._ppos < len(self._pending) or self._eof:
+        """Account for ``n`` bytes written into the last :meth:`direct_view`."""
+        if not 0 <= n <= len(self._view) - self._filled or self._ppos < len(self._pending) or self._eof:
             raise LocalProtocolError(f"commit({n}) does not match the last direct_view()")
         try:
-            first = min(n, room)
-            self._landed(first)
-            if n > first:  # the scatter read went on into the trailer (now the destination)
-                self._landed(n - first)
+            self._landed(n)
         except ProtocolError as e:
             self._fail(e)
             raise
@@ -229,7 +195,6 @@ class Decoder:
         self._seg = 0
         self._ref = 0
         self._count = 0
-        self._body = _EMPTY
         self._set_target(memoryview(self._hbuf))
 
     def _set_target(self, view: memoryview) -> None:
@@ -275,7 +240,7 @@ class Decoder:
             if start <= len(MAGIC) and self._filled < HEADER_SIZE:
                 # A foreign stream is refused after 4 bytes; a whole header, by parse_header.
                 check_prefix(self._view[: self._filled])
-        elif self._phase != _TRAILER:
+        else:
             self._got += n
             if self._check_crc and n:
                 self._crc.update(self._view[start : self._filled])
@@ -293,8 +258,6 @@ class Decoder:
         elif self._phase == _DATA:
             self._seg += 1
             self._next_segment()
-        elif self._phase == _BODY:
-            self._payload_done()
         else:
             self._finish()
 
@@ -317,8 +280,7 @@ class Decoder:
             self._set_target(memoryview(self._pbuf))
         else:
             self._phase = _BODY
-            self._body = memoryview(bytearray(h.length))
-            self._set_target(self._body)
+            self._set_target(memoryview(bytearray(h.length)))
 
     def _on_prefix(self) -> None:
         h = self._head
@@ -357,28 +319,13 @@ class Decoder:
         if self._seg < len(self._segments):
             self._set_target(self._segments[self._seg])
         else:
-            self._payload_done()
-
-    def _payload_done(self) -> None:
-        """The payload is whole: read its trailer next, if it has one, else finish the frame."""
-        h = self._head
-        assert h is not None
-        if h.trailer:
-            self._phase = _TRAILER
-            self._set_target(memoryview(self._tbuf))
-        else:
             self._finish()
 
     def _finish(self) -> None:
         h = self._head
         assert h is not None
-        if self._check_crc:
-            got = _U64.unpack(self._tbuf)[0] if h.trailer else h.crc
-            want = self._crc.digest64() if h.trailer else self._crc.value()
-            if got != want:
-                where = "trailer" if h.trailer else "header"
-                raise ProtocolError(f"{h.ftype.name} frame seq {h.seq}: payload checksum mismatch "
-                                    f"({h.algo} in the {where})", ErrorCode.CHECKSUM)
+        if self._check_crc and self._crc.value() != h.crc:
+            raise ProtocolError(f"{h.ftype.name} frame seq {h.seq}: payload checksum mismatch", ErrorCode.CHECKSUM)
         self._ready = self._build(h)
         if h.ftype == FrameType.BYE:
             self._phase = _DONE
@@ -387,7 +334,7 @@ class Decoder:
             self._start_header()
 
     def _build(self, h: Header) -> Frame:
-        body = self._body
+        body = self._view
         if h.ftype == FrameType.HELLO:
             return HelloFrame(h.seq, parse_hello(body))
         if h.ftype == FrameType.ACK:
@@ -407,6 +354,4 @@ class Decoder:
             return f"{self._filled + len(self._pending) - self._ppos} of {HEADER_SIZE} header bytes"
         h = self._head
         assert h is not None
-        if self._phase == _TRAILER:
-            return f"{h.ftype.name} frame seq {h.seq}: {self._filled} of {TRAILER_SIZE} checksum trailer bytes"
         return f"{h.ftype.name} frame seq {h.seq}: {self._got} of {h.length} payload bytes"

@@ -20,8 +20,7 @@ given ``token`` refuses a HELLO without that token (compared in constant
 time) before it even looks at the blobs; once the HELLO is accepted, the
 largest frame taken is the size of the blobs it declared.
 
-Outgoing methods return the frame to write (an :class:`~tinycaffe.wire.encode.OutFrame`:
-iterate it for its buffers); incoming bytes go in through
+Outgoing methods return the buffers to write; incoming bytes go in through
 :meth:`feed` (or :meth:`direct_view` + :meth:`commit`) and come out of
 :meth:`next_event`. Violations by the peer raise :class:`ProtocolError`
 (answer with :meth:`send_error`), misuse by this side :class:`LocalProtocolError`.
@@ -50,7 +49,7 @@ from tinycaffe.wire.frames import (
     HelloFrame,
     ResultFrame,
 )
-from tinycaffe.wire.header import CONTROL_MAX, ERROR_COMPATIBLE, PROTOCOL_VERSION, FrameType
+from tinycaffe.wire.header import CONTROL_MAX, HEADER_SIZE, FrameType
 from tinycaffe.wire.hello import ANY, BlobSpec, Hello, check_match, payload_size
 
 _HANDSHAKE_TYPES = frozenset({FrameType.HELLO, FrameType.ERROR})
@@ -194,7 +193,7 @@ class Endpoint:
         if self._bye_sent:
             raise LocalProtocolError(f"cannot send {what} after BYE")
 
-    def send_hello(self) -> enc.OutFrame:
+    def send_hello(self) -> list[Buffer]:
         """Our HELLO: first for a sink, after the sink's (matching) HELLO for a source."""
         self._usable("HELLO")
         if self._hello_sent:
@@ -204,7 +203,7 @@ class Endpoint:
         self._hello_sent = True
         return enc.encode_hello(self._seq(), self.local)
 
-    def send_data(self, blobs: Mapping[str, np.ndarray]) -> tuple[int, enc.OutFrame]:
+    def send_data(self, blobs: Mapping[str, np.ndarray]) -> tuple[int, list[Buffer]]:
         """(seq, buffers) of a DATA frame; refused when the window is full."""
         if self.role != "sink":
             raise LocalProtocolError("only a sink sends DATA")
@@ -229,14 +228,15 @@ class Endpoint:
             self._unanswered.append(seq)
         return seq, bufs
 
-    def _check_size(self, frame: enc.OutFrame, what: str) -> None:
+    def _check_size(self, bufs: list[Buffer], what: str) -> None:
         assert self.peer is not None
-        if frame.payload_len > self.peer.max_frame:
+        size = sum(len(b) for b in bufs)
+        if size - HEADER_SIZE > self.peer.max_frame:
             raise LocalProtocolError(
-                f"{what} payload of {frame.payload_len} bytes exceeds the peer's max_frame of {self.peer.max_frame}"
+                f"{what} payload of {size - HEADER_SIZE} bytes exceeds the peer's max_frame of {self.peer.max_frame}"
             )
 
-    def send_ack(self, seq: int) -> enc.OutFrame:
+    def send_ack(self, seq: int) -> list[Buffer]:
         """An ACK for the oldest un-ACKed DATA frame, which must be ``seq``."""
         if self.role != "source":
             raise LocalProtocolError("only a source sends ACK")
@@ -246,7 +246,7 @@ class Endpoint:
         self._unacked.popleft()
         return enc.encode_ack(self._seq(), seq, checksum=self.checksum)
 
-    def send_result(self, ref: int, blobs: Mapping[str, np.ndarray]) -> enc.OutFrame:
+    def send_result(self, ref: int, blobs: Mapping[str, np.ndarray]) -> list[Buffer]:
         """A RESULT answering DATA frame ``ref`` (the oldest one not yet answered, already ACKed)."""
         if self.role != "source":
             raise LocalProtocolError("only a source sends RESULT")
@@ -269,18 +269,14 @@ class Endpoint:
         self._unanswered.popleft()
         return bufs
 
-    def send_error(self, code: int, message: str) -> enc.OutFrame:
+    def send_error(self, code: int, message: str) -> list[Buffer]:
         """An ERROR frame; after it this side sends nothing more."""
         if self._error_sent or self._bye_sent:
             raise LocalProtocolError("cannot send ERROR: this side already ended the conversation")
         self._error_sent = True
-        # A peer refused for speaking an older version whose ERROR frames look like ours
-        # gets the ERROR in its own version, so that it can read why.
-        version = self._decoder.peer_version
-        return enc.encode_error(self._seq(), code, message, checksum=True,
-                                version=version if version in ERROR_COMPATIBLE else PROTOCOL_VERSION)
+        return enc.encode_error(self._seq(), code, message, checksum=True)
 
-    def send_bye(self) -> enc.OutFrame:
+    def send_bye(self) -> list[Buffer]:
         """BYE: this side sends nothing more. A source must first ACK and answer all DATA."""
         self._usable("BYE")
         if self.role == "source" and (self._unacked or self._unanswered):
@@ -308,10 +304,6 @@ class Endpoint:
     def direct_view(self) -> memoryview | None:
         """See :meth:`Decoder.direct_view`."""
         return self._decoder.direct_view()
-
-    def direct_views(self) -> list[memoryview] | None:
-        """See :meth:`Decoder.direct_views`."""
-        return self._decoder.direct_views()
 
     def commit(self, n: int) -> None:
         """See :meth:`Decoder.commit`."""

@@ -7,17 +7,9 @@ Layout (little-endian)::
     type     u8   FrameType
     flags    u16  FLAG_CRC or FLAG_XXH3: which payload checksum is present
     seq      u32  per-direction frame counter
-    length   u64  payload bytes that follow the header (a trailer, if any, not counted)
-    crc      u32  payload CRC32 with FLAG_CRC; 0 otherwise
+    length   u64  payload bytes that follow the header
+    crc      u32  payload checksum: CRC32, or the low 32 bits of XXH3-64 (0 when none)
     hcrc     u32  CRC32 of the 24 bytes above
-
-With FLAG_XXH3 the payload's XXH3-64 follows the payload as an 8-byte
-little-endian trailer (TRAILER_SIZE): the sender hashes each piece of the
-payload just before that piece is written, instead of hashing the whole
-payload before the first byte may leave (the header comes first), so the
-hashing overlaps the peer's reading and runs on data that is still in the
-cache. CRC32 (HELLO and ERROR frames, and streams where one side lacks
-``xxhash``) stays in the header, where protocol version 2 had it.
 
 The header carries its own CRC so that a damaged length field is caught at
 once, instead of making the receiver wait for bytes that never come.
@@ -33,11 +25,7 @@ from tinycaffe.wire.errors import ErrorCode, ProtocolError
 
 MAGIC = b"TCF1"
 #: 2: the XXH3 payload checksum (FLAG_XXH3) and the "checksums" HELLO field.
-#: 3: the XXH3 checksum is a 64-bit trailer after the payload, no longer in the header.
-PROTOCOL_VERSION = 3
-#: Versions whose ERROR frames are laid out exactly as ours (CRC32 in the header, no
-#: trailer): a peer speaking one of them is refused with an ERROR it can read.
-ERROR_COMPATIBLE = frozenset({2, 3})
+PROTOCOL_VERSION = 2
 
 FLAG_CRC = 0x0001
 FLAG_XXH3 = 0x0002
@@ -46,8 +34,6 @@ KNOWN_FLAGS = FLAG_CRC | FLAG_XXH3
 _BODY = struct.Struct("<4sBBHIQI")
 _HCRC = struct.Struct("<I")
 HEADER_SIZE = _BODY.size + _HCRC.size  # 28
-#: Bytes after the payload of a FLAG_XXH3 frame: the full 64-bit XXH3 of the payload.
-TRAILER_SIZE = 8
 
 #: Default receive limit of one frame's payload (a 3.2 MB blob fits 80 times).
 DEFAULT_MAX_FRAME = 256 * 1024 * 1024
@@ -85,11 +71,6 @@ class Header:
         return bool(self.flags & (FLAG_CRC | FLAG_XXH3))
 
     @property
-    def trailer(self) -> int:
-        """Bytes of checksum that follow the payload (TRAILER_SIZE with XXH3, else 0)."""
-        return TRAILER_SIZE if self.flags & FLAG_XXH3 else 0
-
-    @property
     def algo(self) -> str | None:
         """"crc32", "xxh3", or None when the payload carries no checksum."""
         if self.flags & FLAG_XXH3:
@@ -97,10 +78,9 @@ class Header:
         return "crc32" if self.flags & FLAG_CRC else None
 
 
-def pack_header(ftype: FrameType, seq: int, length: int, crc: int, flags: int,
-                version: int = PROTOCOL_VERSION) -> bytes:
-    """The 28 header bytes for one frame (``version``: only to refuse an older peer in its own words)."""
-    body = _BODY.pack(MAGIC, version, int(ftype), flags, seq, length, crc)
+def pack_header(ftype: FrameType, seq: int, length: int, crc: int, flags: int) -> bytes:
+    """The 28 header bytes for one frame."""
+    body = _BODY.pack(MAGIC, PROTOCOL_VERSION, int(ftype), flags, seq, length, crc)
     return body + _HCRC.pack(zlib.crc32(body))
 
 
@@ -116,7 +96,7 @@ def check_prefix(head: bytes | bytearray | memoryview) -> None:
         raise ProtocolError(f"bad magic {got!r}: not a tinycaffe wire stream (expected {MAGIC!r})")
     if len(head) > len(MAGIC) and head[len(MAGIC)] != PROTOCOL_VERSION:
         raise ProtocolError(
-            f"unsupported wire protocol version {head[len(MAGIC)]} (this side speaks version {PROTOCOL_VERSION})",
+            f"unsupported protocol version {head[len(MAGIC)]} (this side speaks {PROTOCOL_VERSION})",
             ErrorCode.VERSION,
         )
 
@@ -146,8 +126,8 @@ def parse_header(head: bytes | bytearray | memoryview, max_frame: int) -> Header
         raise ProtocolError(f"unknown flag bits 0x{flags & ~KNOWN_FLAGS:04x} in {kind.name} frame")
     if flags & FLAG_CRC and flags & FLAG_XXH3:
         raise ProtocolError(f"{kind.name} frame claims two payload checksums")
-    if not flags & FLAG_CRC and crc != 0:
-        raise ProtocolError(f"{kind.name} frame has a value in the header's CRC field but no FLAG_CRC")
+    if not flags & (FLAG_CRC | FLAG_XXH3) and crc != 0:
+        raise ProtocolError(f"{kind.name} frame has a checksum value but no checksum flag")
     lo, hi = _limit_for(kind, max_frame)
     if length > hi:
         raise ProtocolError(

@@ -5,25 +5,15 @@
 writes frame buffers with ``sendmsg`` (optionally paced to an emulated
 bandwidth) and reads with ``recv_into`` -- straight into the destination
 array when the decoder knows it, else into one reusable scratch buffer.
-
-On a plain TCP socket the transport keeps the socket non-blocking and waits
-with ``poll`` only when a call would block, against one deadline per send or
-receive: a socket timeout instead would cost a ``poll`` before every call and
-an ``ioctl`` per ``settimeout`` (about 30 system calls per 3.3 MB frame,
-bench/results/wire.md). TLS sockets keep the timeout-per-call path.
 """
 from __future__ import annotations
 
-import errno
-import itertools
-import math
 import queue
-import select
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Sequence
 from typing import Protocol
 
 from tinycaffe.wire.blobs import Buffer
@@ -40,12 +30,6 @@ _SCRATCH = 16 * 1024
 _DIRECT_MIN = 4 * 1024  # below this, one recv into scratch beats a syscall per piece
 _IOV_MAX = 512
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
-# Bytes gathered into one sendmsg (more if one buffer is bigger): the header and blob table
-# go out with the first blob's bytes.
-_GROUP = 256 * 1024
-# At most this much per direct recv_into: the decoder hashes each received slice
-# right after it lands, while it is still in the cache.
-_RECV_MAX = 1024 * 1024
 
 
 class Receiver(Protocol):
@@ -205,29 +189,6 @@ def _consume(views: list[memoryview], sent: int) -> None:
             sent = 0
 
 
-def _groups(buffers: Iterable[Buffer], size: int) -> Iterator[list[memoryview]]:
-    """The frame's buffers in groups of at least ``size`` bytes (at most _IOV_MAX buffers each).
-
-    A group is handed out as soon as it is full, before the next buffer is
-    asked for: an XXH3 frame (encode.OutFrame) hashes a piece when asked for
-    what follows it, so the piece is hashed after it was written, while the
-    peer reads it.
-    """
-    group: list[memoryview] = []
-    n = 0
-    for b in buffers:
-        if not len(b):
-            continue
-        v = b if isinstance(b, memoryview) else memoryview(b)
-        group.append(v)
-        n += len(v)
-        if n >= size or len(group) >= _IOV_MAX:
-            yield group
-            group, n = [], 0
-    if group:
-        yield group
-
-
 def _settle(sock: socket.socket, deadline: float) -> None:
     """Give the next socket call what is left until ``deadline`` (at least a sliver)."""
     left = deadline - time.monotonic()
@@ -238,11 +199,6 @@ def _settle(sock: socket.socket, deadline: float) -> None:
 
 def _is_tls(sock: socket.socket) -> bool:
     return isinstance(sock, ssl.SSLSocket)
-
-
-def _is_plain(sock: object) -> bool:
-    """A plain socket (not TLS, not a TLSStream side): non-blocking calls + poll are safe."""
-    return _HAS_SENDMSG and isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket)
 
 
 class Transport:
@@ -283,28 +239,15 @@ class Transport:
         self.bytes_sent = 0
         self.bytes_received = 0
         # What is left of a write that was interrupted (Ctrl-C, a timeout): the exact bytes
-        # still owed by a frame cut short -- the rest of the group being written, then the
-        # groups not yet begun (``_more``) -- or None when it is unknown (TLS, pacing).
+        # still owed by a frame cut short, or None when it is unknown (TLS, pacing).
         self._rest: list[memoryview] | None = []
-        self._more: Iterator[list[memoryview]] | None = None
-
-    @property
-    def sock(self) -> socket.socket:
-        """The connected socket (plain, TLS, or a TLSStream side)."""
-        return self._sock
-
-    @sock.setter
-    def sock(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._plain = _is_plain(sock)
-        self._poller = select.poll() if self._plain else None
 
     @property
     def mid_frame(self) -> bool:
         """True when a write stopped (or is still going) part-way through a frame."""
         if self._job is not None and not self._job.done.is_set():
             return True
-        return self._rest is None or bool(self._rest) or self._more is not None
+        return self._rest is None or bool(self._rest)
 
     def finish_frame(self, timeout: float) -> bool:
         """Write what an interrupted write left of its frame, so the stream can go on (an ERROR, say).
@@ -316,17 +259,16 @@ class Transport:
             return False  # the helper thread is still stuck in the write
         if self._rest is None:
             return False
-        if not self._rest and self._more is None:
+        if not self._rest:
             return True
-        rest, more = self._rest, self._more
-        self._rest, self._more = [], None
+        rest, self._rest = self._rest, []
         try:
-            self.send(itertools.chain(rest, itertools.chain.from_iterable(more or ())), timeout)
+            self.send(rest, timeout)
         except (TransportError, OSError):
             return False
         return not self.mid_frame
 
-    def send(self, buffers: Iterable[Buffer], timeout: float | None = None) -> None:
+    def send(self, buffers: Sequence[Buffer], timeout: float | None = None) -> None:
         """Write all buffers (one frame or more), pacing when a rate is set.
 
         Without a rate, ``timeout`` (default: the transport's) bounds the whole
@@ -338,7 +280,7 @@ class Transport:
         else:
             self._send_now(buffers, timeout)
 
-    def _send_via_helper(self, buffers: Iterable[Buffer], timeout: float | None) -> None:
+    def _send_via_helper(self, buffers: Sequence[Buffer], timeout: float | None) -> None:
         if self._closed:
             raise TransportError(f"cannot send to {self.peer}: the connection is closed", self.peer)
         if self.mid_frame:
@@ -346,82 +288,37 @@ class Transport:
         if self._jobs is None:
             self._jobs = queue.SimpleQueue()
             threading.Thread(target=_send_jobs, args=(self, self._jobs), name="wire-send", daemon=True).start()
-        # An XXH3 frame on a plain socket: the helper writes the header and payload while
-        # this thread hashes the payload (sendmsg runs without the GIL), then the helper
-        # writes the trailer. The hash then costs no time on the sending path, as long as a
-        # core is free for it (bench/results/wire.md).
-        split = self._plain and self.pacer is None and getattr(buffers, "worth_splitting", False)
-        tail = _Tail() if split else None
-        limit = self.timeout if timeout is None else timeout
-        job = self._job = _SendJob(_body_then_tail(buffers, tail, limit) if tail else buffers, timeout, tail)
+        job = self._job = _SendJob(buffers, timeout)
         self._jobs.put(job)
-        if tail is not None:
-            try:
-                # Hash once the helper runs: it needs the GIL only up to its first sendmsg.
-                job.started.wait()
-                value = buffers.trailer()
-            except BaseException:
-                tail.put(None)  # the helper hashes it then: the frame is still completed
-                raise
-            tail.put(value)
         job.done.wait()  # a lock wait: Ctrl-C interrupts it, the helper finishes the frame
         if job.error is not None:
             raise job.error
 
-    def _send_now(self, buffers: Iterable[Buffer], timeout: float | None) -> None:
-        if self._rest is None or self._rest or self._more is not None:  # (the helper's own job is not
-            # "an earlier write": mid_frame would count it)
+    def _send_now(self, buffers: Sequence[Buffer], timeout: float | None) -> None:
+        if self._rest is None or self._rest:  # (the helper's own job is not "an earlier write")
             raise TransportError(f"cannot send to {self.peer}: an earlier write stopped mid-frame", self.peer)
+        views = [memoryview(b) for b in buffers if len(b)]
         limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        exact = self.pacer is None and self._plain
+        self.sock.settimeout(limit)
+        exact = self.pacer is None and _HAS_SENDMSG and hasattr(self.sock, "sendmsg") and not _is_tls(self.sock)
+        self._rest = views if exact else None  # _send_views trims it as bytes leave
         try:
             if self.pacer is None:
-                groups = _groups(buffers, _GROUP)
-                if exact:
-                    self._more = groups
-                else:
-                    self._rest = None
-                for group in groups:
-                    if exact:
-                        self._rest = group  # _send_views trims it as bytes leave
-                    self._send_views(group, deadline)
+                self._send_views(views, time.monotonic() + limit)
             else:
-                self._rest = None
                 self.pacer.start()
-                views = [v for g in _groups(buffers, _GROUP) for v in g]
                 for group in _chunks(views, self.chunk):
                     self.pacer.wait(sum(len(v) for v in group))
                     self._send_views(group, time.monotonic() + limit)
-            self._rest, self._more = [], None
+            self._rest = []
         except TimeoutError:
             raise TransportError(f"timed out after {limit:g} s sending to {self.peer}", self.peer,
                                  "timeout") from None
         except OSError as e:
             raise TransportError(f"sending to {self.peer} failed: {e}", self.peer) from e
 
-    def _wait(self, events: int, deadline: float) -> None:
-        """Wait until the plain socket is ready for ``events`` (POLLIN/POLLOUT); TimeoutError at ``deadline``."""
-        fd = self.sock.fileno()
-        if fd < 0:
-            raise OSError(errno.EBADF, "the socket is closed")
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        poller = self._poller
-        assert poller is not None
-        poller.register(fd, events)
-        if not poller.poll(math.ceil(left * 1000)):
-            raise TimeoutError
-        # Ready, or an error/hang-up that the next call reports.
-
-    def _nonblocking(self) -> None:
-        # Others (linger_close, the server's refusal path, tests) may have set a timeout.
-        if self.sock.gettimeout() != 0.0:
-            self.sock.settimeout(0.0)
-
     def _send_views(self, views: list[memoryview], deadline: float) -> None:
-        if not self._plain:
+        if not _HAS_SENDMSG or not hasattr(self.sock, "sendmsg") or _is_tls(self.sock):
             # TLS (an SSLSocket, or a TLSStream side) has no sendmsg: one write per piece.
             # Small pieces on purpose: SSLSocket.sendall waits up to the timeout per TLS record,
             # so the deadline, checked between pieces, is overrun by at most a few records.
@@ -432,14 +329,9 @@ class Transport:
                 self.bytes_sent += len(v)
             return
         # ``views`` is trimmed in place as bytes leave: after an interruption it holds the rest.
-        self._nonblocking()
-        sock = self.sock
         while views:
-            try:
-                sent = sock.sendmsg(views[:_IOV_MAX])
-            except BlockingIOError:
-                self._wait(select.POLLOUT, deadline)
-                continue
+            _settle(self.sock, deadline)
+            sent = self.sock.sendmsg(views[:_IOV_MAX])
             self.bytes_sent += sent
             _consume(views, sent)
 
@@ -482,27 +374,15 @@ class Transport:
     def _recv_some(self, rx: Receiver, limit: float, waiting_for: str, deadline: float) -> int:
         """One recv: straight into the destination when it is big, else via scratch."""
         try:
-            views = rx.direct_views() if hasattr(rx, "direct_views") else None
-            view = views[0] if views else rx.direct_view()
-            direct = view is not None and len(view) >= _DIRECT_MIN
-            buf = view[:_RECV_MAX] if direct else self._scratch
-            if self._plain:
-                # The end of an XXH3 payload and its trailer in one scatter read.
-                scatter = direct and views is not None and len(views) > 1 and len(view) <= _RECV_MAX
-                self._nonblocking()
-                while True:
-                    try:
-                        n = self.sock.recvmsg_into(views)[0] if scatter else self.sock.recv_into(buf)
-                        break
-                    except BlockingIOError:
-                        self._wait(select.POLLIN, deadline)
-            else:
-                _settle(self.sock, deadline)
-                n = self.sock.recv_into(buf)
-            if n:
-                if direct:
+            _settle(self.sock, deadline)
+            view = rx.direct_view()
+            if view is not None and len(view) >= _DIRECT_MIN:
+                n = self.sock.recv_into(view)
+                if n:
                     rx.commit(n)
-                else:
+            else:
+                n = self.sock.recv_into(self._scratch)
+                if n:
                     rx.feed(self._scratch_view[:n])
         except TimeoutError:
             raise TransportError(
@@ -576,43 +456,16 @@ class _Done:
         return self._set
 
 
-class _Tail:
-    """An XXH3 frame's trailer, hashed by the thread waiting on the helper's write of the body."""
-
-    __slots__ = ("_ready", "_value")
-
-    def __init__(self) -> None:
-        self._ready = _Done()
-        self._value: bytes | None = None
-
-    def put(self, value: bytes | None) -> None:
-        """The trailer, or None when the waiting thread gave up (Ctrl-C): the helper hashes then."""
-        self._value = value
-        self._ready.set()
-
-    def get(self, frame, timeout: float) -> bytes:
-        if self._ready.wait(timeout) and self._value is not None:
-            return self._value
-        return frame.trailer()
-
-
-def _body_then_tail(frame, tail: _Tail, timeout: float) -> Iterator[Buffer]:
-    """What the helper writes of a split XXH3 frame: header and payload, then the trailer once hashed."""
-    yield from frame.body()
-    yield tail.get(frame, timeout)
-
-
 class _SendJob:
     """One write handed to a Transport's helper thread."""
 
-    __slots__ = ("buffers", "done", "error", "started", "timeout")
+    __slots__ = ("buffers", "timeout", "done", "error")
 
-    def __init__(self, buffers: Iterable[Buffer], timeout: float | None, tail: _Tail | None = None) -> None:
+    def __init__(self, buffers: Sequence[Buffer], timeout: float | None) -> None:
         self.buffers = buffers
         self.timeout = timeout
         self.done = _Done()
         self.error: BaseException | None = None
-        self.started = _Done() if tail is not None else None  # set when the helper begins writing
 
 
 def _send_jobs(transport: Transport, jobs: queue.SimpleQueue) -> None:
@@ -622,8 +475,6 @@ def _send_jobs(transport: Transport, jobs: queue.SimpleQueue) -> None:
         if job is None:
             return
         try:
-            if job.started is not None:
-                job.started.set()
             transport._send_now(job.buffers, job.timeout)
         except BaseException as e:  # handed to the waiting caller
             job.error = e
