@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,8 +57,7 @@ NETS = {
     "googlenet": (SHARED / "bvlc-prototxt/models/bvlc_googlenet/deploy.prototxt", None),
 }
 SYSTEMS = ("tinycaffe", "ort", "torch")
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-               "TINYCAFFE_NUM_THREADS")
+from worker_process import run_worker  # noqa: E402  (bench/ is the script's own folder)
 TOLERANCE = 1e-4  # max |diff|, relative to max(1, max |value|) of the blob
 CIFAR_TEST = SHARED / "cifar10" / "test_batch.bin"
 
@@ -207,14 +205,7 @@ def _scores(net, layers: list[dict]) -> list[str]:
 
 
 def launch(job: dict) -> dict:
-    env = dict(os.environ)
-    for var in THREAD_VARS:
-        env[var] = str(job["threads"])
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
-                          env=env, capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:
-        raise SystemExit(f"{job['system']} on {job['net']} batch {job['batch']} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_worker(str(Path(__file__).resolve()), job, f"{job['system']} on {job['net']} batch {job['batch']}")
 
 
 def check_outputs(folder: Path, job: dict, systems: list[str]) -> list[tuple]:

@@ -51,7 +51,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,6 +60,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+from server_process import drain, free_port  # noqa: E402
 sys.path.insert(0, str(ROOT / "tools"))
 PY = sys.executable
 TC = str(Path(sys.executable).with_name("tinycaffe"))
@@ -96,19 +96,6 @@ def source_fingerprint() -> str:
         st = f.stat()
         h.update(f"{f.relative_to(ROOT)}:{st.st_size}:{st.st_mtime_ns};".encode())
     return h.hexdigest()[:12]
-
-
-def drain(proc) -> None:
-    """Read the server's output in a thread: a full pipe would block its prints, and then the server."""
-    import threading
-
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def profile(model: str, weights: str, out: Path, quota=None, repeats: int = 10) -> float:

@@ -34,7 +34,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+from server_process import drain, free_port  # noqa: E402
 PY = sys.executable
 TC = str(Path(sys.executable).with_name("tinycaffe"))  # the console script of this venv
 ENV = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
@@ -56,19 +56,6 @@ def blas_info() -> str:
 
     return "; ".join(f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')} x{p.get('num_threads')}"
                      for p in threadpoolctl.threadpool_info()) or "none found"
-
-
-def drain(proc) -> None:
-    """Read the server's output in a thread: a full pipe would block its prints, and then the server."""
-    import threading
-
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scale_profile(path: Path, shares: Path) -> tuple[float, float]:

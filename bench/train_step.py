@@ -31,7 +31,6 @@ import contextlib
 import io
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,8 +40,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 PROTOTXT = REPO / "prototxt/cifar10_full_train_test.prototxt"
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-               "TINYCAFFE_NUM_THREADS")
+from worker_process import run_worker  # noqa: E402  (bench/ is the script's own folder)
 
 
 def worker(job: dict) -> dict:
@@ -127,14 +125,7 @@ def torch_worker(job: dict) -> dict:
 
 
 def launch(job: dict) -> dict:
-    env = dict(os.environ)
-    for var in THREAD_VARS:
-        env[var] = str(job["threads"])
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
-                          env=env, capture_output=True, text=True, timeout=900, cwd=str(REPO))
-    if proc.returncode != 0:
-        raise SystemExit(f"{job['system']} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_worker(str(Path(__file__).resolve()), job, job["system"], cwd=str(REPO))
 
 
 def median_of(results: list[dict]) -> dict:

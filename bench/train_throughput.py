@@ -31,7 +31,6 @@ import contextlib
 import io
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,8 +45,7 @@ NETS = {"cifar10_quick": "prototxt/cifar10_quick_train_test.prototxt",
         "cifar10_full": "prototxt/cifar10_full_train_test.prototxt"}
 CIFAR = REPO.parent / "shared" / "data" / "cifar10" / "data_batch_1.bin"
 ENGINES = ("tinycaffe", "torch")
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-               "TINYCAFFE_NUM_THREADS")
+from worker_process import run_worker  # noqa: E402  (bench/ is the script's own folder)
 
 
 def batch(size: int) -> tuple[np.ndarray, np.ndarray, str]:
@@ -114,14 +112,7 @@ def worker(job: dict) -> dict:
 
 
 def launch(job: dict) -> dict:
-    env = dict(os.environ)
-    for var in THREAD_VARS:
-        env[var] = str(job["threads"])
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
-                          env=env, capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:
-        raise SystemExit(f"{job['engine']} {job['net']} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_worker(str(Path(__file__).resolve()), job, f"{job['engine']} {job['net']}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -67,11 +67,11 @@ def run_client(port: int, xs: list[np.ndarray], **kw) -> list[np.ndarray]:
 class ServerThread:
     """``Server(net).run()`` in a thread; the refusal log goes to ``log_text``."""
 
-    def __init__(self, net=None, **options):
+    def __init__(self, net=None, on_batch=None, **options):
         self.log_text = io.StringIO()
         self.ended: dict[int, BaseException | None] = {}
         self.error: BaseException | None = None
-        self.server = Server(net or cloud_net(), ServeOptions(**options), on_end=self._end,
+        self.server = Server(net or cloud_net(), ServeOptions(**options), on_batch=on_batch, on_end=self._end,
                              log=RefusalLog(interval=0.0, stream=self.log_text))
         self.port = self.server.addresses[0][1]
         self.thread = threading.Thread(target=self._run, daemon=True)

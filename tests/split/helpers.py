@@ -1,7 +1,6 @@
 """Running a client net and a cloud net side by side in one process, and CLI children."""
 from __future__ import annotations
 
-import io
 import os
 import queue
 import socket
@@ -13,6 +12,8 @@ import numpy as np
 
 import tinycaffe
 from tinycaffe.errors import EndOfStream
+
+from ..serve import helpers as serve_helpers
 
 
 def slow(seconds: float) -> float:
@@ -54,36 +55,17 @@ class CloudThread:
         assert not self.thread.is_alive(), "cloud thread did not finish"
 
 
-class ServerThread:
+class ServerThread(serve_helpers.ServerThread):
     """``tinycaffe.serve.Server(cloud).run()`` in a thread; keeps each client's outputs of ``blob``."""
 
     def __init__(self, cloud: "tinycaffe.Net", blob: str | None = None, **options):
-        from tinycaffe.serve import ServeOptions, Server
-        from tinycaffe.serve.log import RefusalLog
-
         self.blob = blob
         self.outputs: dict[int, list[np.ndarray]] = {}
-        self.ended: dict[int, BaseException | None] = {}
-        self.log_text = io.StringIO()
-        self.error: BaseException | None = None
-        self.server = Server(cloud, ServeOptions(**options), on_batch=self._batch, on_end=self._end,
-                             log=RefusalLog(interval=0.0, stream=self.log_text))
-        self.port = self.server.addresses[0][1]
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(cloud, on_batch=self._batch, **options)
 
     def _batch(self, peer, outputs, loss) -> None:
         if self.blob is not None:
             self.outputs.setdefault(peer.number, []).append(np.array(self.server.net.blobs[self.blob].data))
-
-    def _end(self, peer, error) -> None:
-        self.ended[peer.number] = error
-
-    def _run(self) -> None:
-        try:
-            self.server.run()
-        except BaseException as exc:  # the test inspects it
-            self.error = exc
 
     def join(self, timeout: float = 20.0) -> None:
         self.thread.join(slow(timeout))
