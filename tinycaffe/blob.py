@@ -14,22 +14,50 @@ from .errors import ShapeError
 
 
 class Blob:
-    """A float32 array that keeps its buffer while its shape stays the same.
+    """A float32 array with Caffe's capacity rule: its buffer is kept while the shape fits.
 
-    Layers call ``reshape`` on every forward set-up; the buffer is only
-    reallocated when the shape changes, so a steady-state forward allocates
-    nothing. ``diff`` is created on first use: inference never pays for it.
+    The blob owns one flat buffer for ``data`` (and one for ``diff``, made on
+    first use: inference never pays for it); ``data`` and ``diff`` are views of
+    the first ``count`` elements in the current shape. ``reshape`` to a count
+    that fits the buffer only makes a new view, as Caffe's ``Blob::Reshape``
+    does; a larger count allocates a new buffer of exactly that size.
+
+    Two consequences, both Caffe's:
+
+    * After a reshape to a *new* shape, ``data`` and ``diff`` hold whatever the
+      buffer held before (values of the old shape), not zeros. Only a fresh
+      buffer starts zeroed. Layers therefore write every element of their
+      tops (and bottom diffs) instead of relying on zeros.
+    * Memory is never given back by ``reshape``: a blob that once held batch
+      32 keeps that buffer at batch 1. This is what lets a server whose batch
+      size changes from one forward to the next (dynamic batching) run
+      without allocating, and it is bounded by the largest shape the blob has
+      held. ``set_view`` and ``adopt`` drop the blob's own buffer (the
+      memory goes once nothing else holds it).
+
+    Reshaping to the same shape keeps the very same ``data`` array object;
+    a new shape gives a new view object (the Net's forward plans rely on
+    this to notice a change of shape).
     """
 
-    __slots__ = ("name", "xp", "_data", "_diff", "_is_view")
+    __slots__ = ("name", "xp", "_data", "_diff", "_buf", "_diff_buf", "_is_view")
 
     def __init__(self, name: str, xp: ModuleType = np, shape: Sequence[int] = ()):
         self.name = name
         self.xp = xp
+        dims = tuple(int(d) for d in shape)
         # Zeros come from calloc: pages a loader overwrites are never touched twice.
-        self._data = xp.zeros(tuple(shape), dtype=np.float32)
+        self._buf = xp.zeros(_count(dims), dtype=np.float32)
+        self._data = self._buf.reshape(dims)
+        self._diff_buf = None
         self._diff = None
         self._is_view = False
+
+    @property
+    def capacity(self) -> int:
+        """Elements the blob's own data buffer holds (0 while ``data`` is a view or an
+        adopted array that is not contiguous)."""
+        return 0 if self._buf is None else int(self._buf.size)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -88,24 +116,37 @@ class Blob:
 
     @property
     def diff(self):
-        """The gradient of the loss with respect to ``data`` (allocated lazily)."""
-        if self._diff is None or self._diff.shape != self.shape:
-            self._diff = self.xp.zeros(self.shape, dtype=np.float32)
-        return self._diff
+        """The gradient of the loss with respect to ``data`` (its buffer allocated on first use).
+
+        Like ``data``, a view of a buffer kept while the count fits: after a
+        change of shape it holds stale values until a layer writes it.
+        """
+        diff = self._diff
+        if diff is None or diff.shape != self._data.shape:
+            count = self.count
+            if self._diff_buf is None or self._diff_buf.size < count:
+                self._diff_buf = self.xp.zeros(count, dtype=np.float32)
+            diff = self._diff = self._diff_buf[:count].reshape(self._data.shape)
+        return diff
 
     @diff.setter
     def diff(self, value) -> None:
         self.diff[...] = value
 
     def reshape(self, *shape: int | Sequence[int]) -> None:
-        """Give the blob a new shape; keeps the buffer when the shape is unchanged."""
+        """Give the blob a new shape: a view of its buffer while the count fits the capacity,
+        a new (zeroed) buffer when it grows. Never shrinks the buffer."""
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = tuple(shape[0])  # type: ignore[arg-type]
         dims = tuple(int(d) for d in shape)  # type: ignore[arg-type]
         if any(d < 0 for d in dims):
             raise ShapeError(f"blob '{self.name}': negative dimension in shape {dims}")
         if dims != tuple(self._data.shape) or self._is_view:
-            self._data = self.xp.zeros(dims, dtype=np.float32)
+            count = _count(dims)
+            if self._buf is None or self._buf.size < count:
+                # Caffe's rule: grow to exactly the new count (no headroom).
+                self._buf = self.xp.zeros(count, dtype=np.float32)
+            self._data = self._buf[:count].reshape(dims)
             self._is_view = False
 
     def set_view(self, array) -> None:
@@ -116,6 +157,7 @@ class Blob:
         reallocated never leaves a stale view behind.
         """
         self._data = array
+        self._buf = None  # a view's blob never reads its own buffer again until a reshape
         self._is_view = True
 
     def adopt(self, array) -> None:
@@ -130,7 +172,16 @@ class Blob:
                 f"{tuple(array.shape)} for a blob of shape {self.shape}"
             )
         self._data = array
+        # The adopted array becomes the buffer later reshapes reuse (if it is one flat block).
+        self._buf = array.reshape(-1) if array.flags.c_contiguous else None
         self._is_view = False
 
     def __repr__(self) -> str:
         return f"Blob({self.name!r}, shape={self.shape})"
+
+
+def _count(dims: tuple[int, ...]) -> int:
+    count = 1
+    for d in dims:
+        count *= d
+    return count

@@ -44,3 +44,29 @@ def test_batching_is_refused_for_outputs_that_are_means_over_the_batch():
     )
     with pytest.raises(NetError, match="per-sample outputs: 'accuracy'"):
         Server(net, ServeOptions(max_batch=4))
+
+
+def test_a_gathered_count_that_shrinks_and_grows_again_still_matches_serving_alone():
+    """4 clients' batches in one forward, then 1, then 2: the Source's tops keep batch 16's
+    buffer (stale rows beyond the count) and each client still gets exactly its own answers."""
+    sizes = []  # rows in the last forward of each round
+    with ServerThread(keep_serving=True, max_batch=4, max_delay=slow(1)) as st:
+        net = st.server.net
+        sessions = [SinkSession.connect("127.0.0.1", st.port, hello(), timeout=slow(10), connect_timeout=slow(10))
+                    for _ in range(4)]
+        xs = batches(7, seed=21)
+        sent = 0
+        for who in ([0, 1, 2, 3], [0], [1, 2]):
+            mine = {}
+            for k in who:
+                sessions[k].send({"x": xs[sent]})
+                mine[k] = xs[sent]
+                sent += 1
+            for k, x in mine.items():
+                np.testing.assert_array_equal(sessions[k].result(slow(10)).blobs["prob"], expected(x))
+            sizes.append(net.blobs["x"].shape[0])
+        for s in sessions:
+            s.close(slow(10))
+        assert st.server.batcher.gathered == 7
+        # The last forward ran on the larger buffer an earlier one left behind (not reallocated).
+        assert net.blobs["x"].capacity > sizes[-1] * 8 and net.blobs["x"].capacity >= max(sizes) * 8, sizes

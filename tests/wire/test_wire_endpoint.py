@@ -128,6 +128,45 @@ def test_window_1_refuses_a_second_data_before_the_ack():
     sink.send_data({"pool1": X})  # room again
 
 
+def test_a_frame_prepared_with_the_window_full_goes_out_once_the_ack_came():
+    """prepare_data encodes (and checksums) the next DATA early; nothing changes until send_prepared."""
+    sink, source = pair(window=1, returns=False)
+    handshake(sink, source)
+    _, bufs = sink.send_data({"pool1": X})
+    prepared = sink.prepare_data({"pool1": X + 1})
+    assert sink.in_flight == 1
+    with pytest.raises(LocalProtocolError, match="window of 1 full"):
+        sink.send_prepared(*prepared)
+    (d,) = deliver(bufs, source)
+    deliver(source.send_ack(d.seq), sink)
+    seq, bufs2 = sink.send_prepared(*prepared)
+    assert seq == d.seq + 1 and sink.in_flight == 1
+    (d2,) = deliver(bufs2, source)
+    np.testing.assert_array_equal(d2.blobs["pool1"], X + 1)
+
+
+def test_a_stale_or_mismatched_prepared_frame_is_refused():
+    sink, source = pair(window=2, returns=False)
+    handshake(sink, source)
+    early = sink.prepare_data({"pool1": X})
+    sink.send_data({"pool1": X + 1})  # takes the seq the early frame was encoded with
+    with pytest.raises(LocalProtocolError, match="stale"):
+        sink.send_prepared(*early)
+    with pytest.raises(LocalProtocolError, match="blob 'pool1'"):
+        sink.prepare_data({"pool1": X[:1]})
+    with pytest.raises(LocalProtocolError, match="only a sink"):
+        source.prepare_data({"pool1": X})
+
+
+def test_a_frame_prepared_before_the_source_said_bye_is_not_sent():
+    sink, source = pair(window=1, returns=False)
+    handshake(sink, source)
+    prepared = sink.prepare_data({"pool1": X})
+    deliver(source.send_bye(), sink)
+    with pytest.raises(LocalProtocolError, match="source said BYE"):
+        sink.send_prepared(*prepared)
+
+
 def test_window_3_allows_three_in_flight():
     sink, source = pair(window=3, returns=False)
     handshake(sink, source)

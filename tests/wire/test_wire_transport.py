@@ -194,6 +194,7 @@ def test_ack_timeout_names_the_peer():
     msg = str(info.value)
     assert "ACK of DATA seq 1" in msg and f"127.0.0.1:{server.address[1]}" in msg
     assert 0.25 <= elapsed < 2.0
+    assert sink.endpoint.in_flight == 1  # the second frame, encoded before the wait, never went out
 
 
 def test_hello_mismatch_over_tcp():

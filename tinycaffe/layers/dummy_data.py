@@ -61,7 +61,7 @@ class DummyDataLayer(Layer):
 
     def reshape(self, bottoms, tops):
         for i, t in enumerate(tops):
-            if t.shape != self.shapes[i]:  # a fresh buffer: fill it again
+            if t.shape != self.shapes[i]:  # reshaped from outside: stale values, fill it again
                 t.reshape(self.shapes[i])
                 self._fill(i, t)
 

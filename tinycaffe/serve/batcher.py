@@ -2,11 +2,17 @@
 
 With ``max_batch`` > 1 the compute thread, having taken one client's batch,
 also takes the batches already waiting (or arriving within ``max_delay``)
-up to ``max_batch`` of them, stacks them along the first axis, runs one
-forward, and scatters the rows back: each client gets its own RESULT, in its
-own order. That needs a net whose every output and returned blob is per
-sample (first axis = the batch); a mean over the batch such as Accuracy
-cannot be split, so the server refuses batching for such a net.
+up to ``max_batch`` of them, writes them one after another (along the first
+axis) straight into the Source's tops, runs one forward, and scatters the
+rows back: each client gets its own RESULT, in its own order. That needs a
+net whose every output and returned blob is per sample (first axis = the
+batch); a mean over the batch such as Accuracy cannot be split, so the
+server refuses batching for such a net.
+
+The gathered count changes from one forward to the next. The Source's tops
+and every blob after them keep the buffer of the largest count seen (Blob's
+capacity rule, tinycaffe/blob.py), so a changing count does not reallocate
+them; the memory this holds is bounded by ``max_batch`` client batches.
 
 Whether the stacked forward gives bit-identical rows depends on the kernels
 (it does for the nets in our tests: tests/serve/test_batching.py checks).
@@ -16,8 +22,6 @@ from __future__ import annotations
 import queue
 import time
 from contextlib import contextmanager
-
-import numpy as np
 
 from ..errors import NetError, TinyCaffeError
 
@@ -103,19 +107,30 @@ class Batcher:
     def _forward(self, units) -> None:
         server = self.server
         port = server.ports[0]
+        net = server.net
+        rows = server.rows
         for p, frames in units:
             p.sessions[0].ack(frames[0].seq)
-        names = port.names
-        inputs = {n: np.concatenate([frames[0].blobs[n] for _, frames in units]) for n in names}
+        # Each client's rows go straight into the Source's tops: no stacked copy in between.
+        # The tops keep their buffer while the gathered count fits (Blob's capacity rule);
+        # the net notices a new shape and reshapes its layers (Net.forward's plans).
+        xp = net.xp
+        for n in port.names:
+            blob = net.blobs[n]
+            shape = (rows * len(units), *port.shapes[n][1:])
+            if blob.shape != shape:
+                blob.reshape(shape)
+            top = blob.data
+            for i, (_, frames) in enumerate(units):
+                top[i * rows:(i + 1) * rows] = xp.asarray(frames[0].blobs[n])
         t0 = time.perf_counter()
-        outputs = server.net.forward(**inputs)
+        outputs = net.forward()
         server._observe(time.perf_counter() - t0)
         self.forwards += 1
         self.gathered += len(units)
-        rows = server.rows
-        back = port.result_blobs(server.net) if port.returns else {}
+        back = port.result_blobs(net) if port.returns else {}
         for i, (p, frames) in enumerate(units):
             part = slice(i * rows, (i + 1) * rows)
             if port.returns:
-                p.sessions[0].result(frames[0].seq, {n: np.ascontiguousarray(a[part]) for n, a in back.items()})
+                p.sessions[0].result(frames[0].seq, {n: a[part] for n, a in back.items()})
             server.batch_done(p, {n: v[part] for n, v in outputs.items()}, 0.0)

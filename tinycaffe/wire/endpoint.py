@@ -205,6 +205,38 @@ class Endpoint:
 
     def send_data(self, blobs: Mapping[str, np.ndarray]) -> tuple[int, list[Buffer]]:
         """(seq, buffers) of a DATA frame; refused when the window is full."""
+        self._check_data(window=True)
+        return self.send_prepared(*self.prepare_data(blobs))
+
+    def prepare_data(self, blobs: Mapping[str, np.ndarray]) -> tuple[int, list[Buffer]]:
+        """Encode (and checksum) the next DATA frame without sending it, even with the window full.
+
+        A sink with a full window can so encode frame k+1 while the ACK of frame k is on its
+        way; :meth:`send_prepared` then takes it once there is room. Nothing changes here
+        until then.
+        """
+        self._check_data(window=False)
+        problem = _check_blobs(blobs, self.local.blobs, f"DATA from sink layer {self.local.layer!r}")
+        if problem:
+            raise LocalProtocolError(problem)
+        seq = self._send_seq
+        bufs = enc.encode_data(seq, blobs, self.local.encoding, checksum=self.checksum)
+        self._check_size(bufs, "DATA")
+        return seq, bufs
+
+    def send_prepared(self, seq: int, bufs: list[Buffer]) -> tuple[int, list[Buffer]]:
+        """(seq, buffers) of a DATA frame from :meth:`prepare_data`; refused when the window is
+        full, or when another frame went out since it was prepared (its seq is taken)."""
+        self._check_data(window=True)
+        if seq != self._send_seq:
+            raise LocalProtocolError(f"prepared DATA seq {seq} is stale: the next frame out is seq {self._send_seq}")
+        self._seq()
+        self._unacked.append(seq)
+        if self.returns_results:
+            self._unanswered.append(seq)
+        return seq, bufs
+
+    def _check_data(self, *, window: bool) -> None:
         if self.role != "sink":
             raise LocalProtocolError("only a sink sends DATA")
         self._usable("DATA")
@@ -212,21 +244,10 @@ class Endpoint:
             raise LocalProtocolError("cannot send DATA before the HELLO exchange is done")
         if self._bye_received:
             raise LocalProtocolError("cannot send DATA: the source said BYE")
-        if len(self._unacked) >= self.window:
+        if window and len(self._unacked) >= self.window:
             raise LocalProtocolError(
                 f"window of {self.window} full: DATA seq {self._unacked[0]} not yet acknowledged"
             )
-        problem = _check_blobs(blobs, self.local.blobs, f"DATA from sink layer {self.local.layer!r}")
-        if problem:
-            raise LocalProtocolError(problem)
-        seq = self._send_seq
-        bufs = enc.encode_data(seq, blobs, self.local.encoding, checksum=self.checksum)
-        self._check_size(bufs, "DATA")
-        self._seq()
-        self._unacked.append(seq)
-        if self.returns_results:
-            self._unanswered.append(seq)
-        return seq, bufs
 
     def _check_size(self, bufs: list[Buffer], what: str) -> None:
         assert self.peer is not None

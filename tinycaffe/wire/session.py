@@ -174,11 +174,19 @@ class SinkSession(_Session):
             pass
 
     def send(self, blobs: Mapping[str, np.ndarray]) -> int:
-        """Send one DATA frame, first waiting (up to ``ack_timeout``) for a free window slot; returns its seq."""
+        """Send one DATA frame, waiting (up to ``ack_timeout``) for a free window slot; returns its seq.
+
+        With the window full the frame is encoded (and checksummed) before the wait, so
+        that this work is off the path from the ACK's arrival to the next write.
+        """
         ep = self.endpoint
-        while ep.in_flight >= ep.window and not ep.failed and not ep.bye_received:
-            self._pump(self.ack_timeout, f"the ACK of DATA seq {ep.oldest_unacked}")
-        seq, bufs = ep.send_data(blobs)
+        if ep.in_flight >= ep.window and ep.ready and not ep.failed and not ep.bye_received:
+            prepared = ep.prepare_data(blobs)
+            while ep.in_flight >= ep.window and not ep.failed and not ep.bye_received:
+                self._pump(self.ack_timeout, f"the ACK of DATA seq {ep.oldest_unacked}")
+            seq, bufs = ep.send_prepared(*prepared)
+        else:
+            seq, bufs = ep.send_data(blobs)
         try:
             self.transport.send(bufs)
         except TransportError:

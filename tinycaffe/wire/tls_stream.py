@@ -35,6 +35,8 @@ class TLSStream:
         self._tls = context.wrap_bio(self._in, self._out, server_side=server_side, server_hostname=server_hostname)
         self._lock = threading.Lock()  # the TLS state and its buffers
         self._send_lock = threading.Lock()  # ciphertext leaves in the order it was made
+        self._rbuf = bytearray(_RECV)  # ciphertext lands here (not in a fresh 256 KB bytes per read)
+        self._rview = memoryview(self._rbuf)
 
     # ---- what the transport uses ------------------------------------------------------
 
@@ -62,25 +64,40 @@ class TLSStream:
                 self._in.write(data)
 
     def recv_into(self, buffer, nbytes: int = 0) -> int:
-        """Decrypted bytes into ``buffer`` (0 at the end of the stream); waits as ``settimeout`` says."""
+        """Decrypted bytes into ``buffer`` (0 at the end of the stream); waits as ``settimeout`` says.
+
+        Every record already received is decrypted in this one call (a TLS read gives at
+        most one 16 KB record, and a 3.3 MB frame is some 200 of them): the caller's
+        per-call work is paid once per socket read of ciphertext, not once per record.
+        """
         view = memoryview(buffer).cast("B")
-        want = nbytes or len(view)
+        want = min(nbytes or len(view), len(view))  # never past the buffer (a 0-byte read would mean EOF)
+        if not want:
+            return 0
+        got = 0
         while True:
+            eof = False
             with self._lock:
                 try:
-                    n: int | None = self._tls.read(want, view)
+                    while got < want:
+                        n = self._tls.read(want - got, view[got:want])
+                        if not n:  # the peer's close_notify (CPython returns 0 once it is in)
+                            eof = True
+                            break
+                        got += n
                 except ssl.SSLWantReadError:
-                    n = None
+                    pass
                 except ssl.SSLZeroReturnError:
-                    n = 0  # the peer's close_notify
-            self._flush()  # a read may have produced records to send (key update, alert)
-            if n is not None:
-                return n
-            data = self.raw.recv(_RECV)
-            if not data:
+                    eof = True  # the peer's close_notify
+            if self._out.pending:
+                self._flush()  # a read may have produced records to send (key update, alert)
+            if got or eof:
+                return got
+            n = self.raw.recv_into(self._rbuf)
+            if not n:
                 return 0  # closed without close_notify: the decoder reports a cut frame
             with self._lock:
-                self._in.write(data)
+                self._in.write(self._rview[:n])
 
     def sendall(self, data) -> None:
         """Encrypt and send all of ``data`` (through the duplicate socket)."""

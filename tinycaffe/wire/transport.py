@@ -30,6 +30,8 @@ _SCRATCH = 16 * 1024
 _DIRECT_MIN = 4 * 1024  # below this, one recv into scratch beats a syscall per piece
 _IOV_MAX = 512
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
+_TLS_RECORD = 16 * 1024  # the largest TLS record's plaintext
+_TLS_STREAM_PIECE = 256 * 1024  # = tls_stream's write size (see _send_views)
 
 
 class Receiver(Protocol):
@@ -201,6 +203,18 @@ def _is_tls(sock: socket.socket) -> bool:
     return isinstance(sock, ssl.SSLSocket)
 
 
+def _tls_pieces(views: list[memoryview], piece: int | None) -> list[memoryview]:
+    """The writes of a frame over TLS: the header joined to the start of the payload (a
+    small TLS record of its own costs one more record and system call, the join copies
+    at most 16 KB), then the rest in pieces of at most ``piece`` bytes (None: whole)."""
+    if len(views) > 1 and len(views[0]) < _TLS_RECORD:
+        fill = _TLS_RECORD - len(views[0])
+        views = [memoryview(b"".join((views[0], views[1][:fill]))), views[1][fill:], *views[2:]]
+    if piece is None:
+        return [v for v in views if len(v)]
+    return [v[i : i + piece] for v in views for i in range(0, len(v), piece)]
+
+
 class Transport:
     """One connected socket carrying frames; not thread-safe (one thread per side).
 
@@ -320,10 +334,12 @@ class Transport:
     def _send_views(self, views: list[memoryview], deadline: float) -> None:
         if not _HAS_SENDMSG or not hasattr(self.sock, "sendmsg") or _is_tls(self.sock):
             # TLS (an SSLSocket, or a TLSStream side) has no sendmsg: one write per piece.
-            # Small pieces on purpose: SSLSocket.sendall waits up to the timeout per TLS record,
-            # so the deadline, checked between pieces, is overrun by at most a few records.
-            views = [v[i : i + CHUNK] for v in views for i in range(0, len(v), CHUNK)]
-            for v in views:
+            # An SSLSocket writes a whole piece in one SSL_write (CPython enables no partial
+            # writes), bounded as a whole by the timeout that _settle gives it, so a piece is
+            # a whole buffer. A TLSStream gives each of its 256 KB writes the full timeout:
+            # pieces of that size keep the deadline, checked between them, nearly exact.
+            piece = _TLS_STREAM_PIECE if not isinstance(self.sock, ssl.SSLSocket) else None
+            for v in _tls_pieces(views, piece):
                 _settle(self.sock, deadline)
                 self.sock.sendall(v)
                 self.bytes_sent += len(v)
