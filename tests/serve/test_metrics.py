@@ -49,6 +49,9 @@ def test_metrics_count_clients_batches_bytes_refusals_and_forward_time():
                  "tinycaffe_forward_seconds_count 3.0", 'tinycaffe_clients_ended_total{result="ok"} 1.0'):
         assert line in text, text
     assert 'tinycaffe_wire_bytes_total{direction="received"}' in text
+    sent = [float(line.split()[-1]) for line in text.splitlines()
+            if line.startswith('tinycaffe_wire_bytes_total{direction="sent"}')]
+    assert sent and sent[0] > 0, text  # HELLO, ACKs, RESULTs and BYE, whichever thread wrote them
 
 
 def test_refusals_are_counted_and_their_lines_rate_limited():

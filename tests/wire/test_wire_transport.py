@@ -312,3 +312,49 @@ def test_a_frame_cut_by_ctrl_c_is_completed_before_the_error_frame():
     assert events[0].blobs["pool1"].shape == X.shape
     np.testing.assert_array_equal(events[0].blobs["pool1"], X)
     assert isinstance(events[1], ErrorFrame) and "stopped" in events[1].message
+
+
+def test_send_nowait_writes_what_the_kernel_takes_and_returns_the_rest_in_order():
+    """A peer that does not read: send_nowait returns at once with the rest; the bytes, once
+    read, are the frame's in order (what the kernel took, then the rest written normally)."""
+    from tinycaffe.wire.transport import send_nowait
+
+    a, b = socket.socketpair()
+    try:
+        payload = np.arange(4 * 1024 * 1024, dtype=np.uint32)  # 16 MB: far more than the socket buffers
+        head = b"HEAD" * 5
+        sent, rest = send_nowait(a, [head, payload.data])
+        total = len(head) + payload.nbytes
+        assert 0 < sent < total and sum(len(v) for v in rest) == total - sent
+        got = bytearray()
+
+        def read_all() -> None:
+            while len(got) < total:
+                chunk = b.recv(1 << 20)
+                if not chunk:
+                    return
+                got.extend(chunk)
+
+        reader = threading.Thread(target=read_all, daemon=True)
+        reader.start()
+        a.settimeout(30)
+        for v in rest:
+            a.sendall(v)
+        reader.join(30)
+        assert bytes(got) == head + payload.tobytes()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_send_nowait_on_a_closed_connection_raises_oserror():
+    from tinycaffe.wire.transport import send_nowait
+
+    a, b = socket.socketpair()
+    b.close()
+    try:
+        with pytest.raises(OSError):
+            for _ in range(4):  # the first write may still be accepted by the kernel
+                send_nowait(a, [b"x" * 65536])
+    finally:
+        a.close()

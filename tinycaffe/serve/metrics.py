@@ -28,6 +28,8 @@ class Metrics:
         self.batches = Counter("tinycaffe_batches", "Batches answered", registry=r)
         self.refused = Counter("tinycaffe_refused", "Connections refused", ["reason"], registry=r)
         self.bytes = Counter("tinycaffe_wire_bytes", "Bytes on the wire", ["direction"], registry=r)
+        # Counted several times per batch: the labelled children are looked up once (labels() costs ~0.7 us).
+        self._received, self._sent = self.bytes.labels("received"), self.bytes.labels("sent")
         self.queue = Gauge("tinycaffe_queue_depth", "Client batches waiting for the net", registry=r)
         self.forward = Histogram("tinycaffe_forward_seconds", "Time of one forward of the net", registry=r,
                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
@@ -62,9 +64,9 @@ class Metrics:
 
     def add_bytes(self, received: int, sent: int) -> None:
         if received:
-            self.bytes.labels("received").inc(received)
+            self._received.inc(received)
         if sent:
-            self.bytes.labels("sent").inc(sent)
+            self._sent.inc(sent)
 
     def forward_time(self, seconds: float, queue_depth: int, clients: int) -> None:
         self.forward.observe(seconds)

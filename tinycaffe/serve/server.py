@@ -12,7 +12,9 @@ blocking (``recv_into`` straight into arrays, TLS through ``ssl`` without the
 want-read/want-write dance), the GIL is released in every socket call, and
 the client count is bounded by ``max_clients``; each peer's deadlines then
 live in its own thread, so a slow or silent peer holds only its own slot.
-The compute thread only queues outgoing frames, never writes to a socket.
+The compute thread never waits on a socket: it queues outgoing frames for the
+session's writer, or writes one itself when the writer is idle and the kernel
+takes the whole frame at once (see :mod:`tinycaffe.serve.session`).
 
 With ``ServeOptions.any_cut`` the net is the whole net behind one Source and
 a client's HELLO may name its cut: its batches then run through that cut's
@@ -104,7 +106,8 @@ class Server:
         #: (host, port) actually bound, one per Source.
         self.addresses = [s.getsockname()[:2] for s in self._listeners]
         self._lock = threading.Lock()
-        self._work: queue.Queue = queue.Queue()
+        # One hand-off per client batch (reader -> compute thread): a C queue, cheaper than queue.Queue.
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._handshaking: dict[Session, float] = {}
         self._active: set[Session] = set()
         self._forming: list[Peer] = []  # clients of a multi-Source net still missing a link

@@ -191,6 +191,35 @@ def _consume(views: list[memoryview], sent: int) -> None:
             sent = 0
 
 
+def _bytes_view(b: Buffer) -> memoryview:
+    """A flat view of ``b`` whose length is its byte count (whatever its item format)."""
+    v = memoryview(b)
+    return v if v.format == "B" and v.ndim == 1 else v.cast("B")
+
+
+def send_nowait(sock: socket.socket, buffers: Sequence[Buffer]) -> tuple[int, list[memoryview]]:
+    """Write what the kernel takes at once, never waiting: (bytes written, what is left).
+
+    For a plain TCP socket whose other users are idle (it switches the socket
+    to non-blocking; a Transport sets its own timeout before each call). A
+    small frame usually fits the socket buffer whole, so a thread that would
+    otherwise hand it to a writer thread can write it itself; what is left
+    (a full buffer, a slow peer) is for that writer, which may wait.
+    Raises OSError when the connection is broken.
+    """
+    views = [_bytes_view(b) for b in buffers if len(b)]
+    sock.settimeout(0.0)
+    total = 0
+    while views:
+        try:
+            sent = sock.sendmsg(views[:_IOV_MAX])
+        except BlockingIOError:
+            break
+        total += sent
+        _consume(views, sent)
+    return total, views
+
+
 def _settle(sock: socket.socket, deadline: float) -> None:
     """Give the next socket call what is left until ``deadline`` (at least a sliver)."""
     left = deadline - time.monotonic()
