@@ -50,6 +50,8 @@ from tinycaffe.wire.frames import (
 )
 from tinycaffe.wire.header import (
     DEFAULT_MAX_FRAME,
+    FLAG_CRC,
+    FLAG_XXH3,
     HEADER_SIZE,
     MAGIC,
     FrameType,
@@ -95,9 +97,14 @@ class Decoder:
         self._pending = bytearray()
         self._ppos = 0
         self._eof = False
+        #: Parse a frame's header, blob prefix and table in one go when they are already
+        #: buffered (see _fast_frame); False runs every stage through the general loop
+        #: (the reference the tests compare it with).
+        self.fast_path = True
         self._failed: tuple[str, int] | None = None  # (message, code): never the exception itself
         self._ready: Frame | None = None
         self._hbuf = bytearray(HEADER_SIZE)
+        self._hview = memoryview(self._hbuf)
         self._pbuf = bytearray(PREFIX.size)
         # The last blob table parsed, (raw bytes, data bytes, entries): a stream repeats
         # one table frame after frame, so it is parsed and checked once, then compared.
@@ -190,12 +197,13 @@ class Decoder:
         self._check_crc = False
         self._crc: Running | None = None
         self._got = 0  # payload bytes received so far
-        self._landings: list[Landing] = []
-        self._segments: list[memoryview] = []
+        self._landings: list[Landing] | tuple = ()  # filled by _on_table: none until then
+        self._segments: list[memoryview] | tuple = ()
         self._seg = 0
         self._ref = 0
         self._count = 0
-        self._set_target(memoryview(self._hbuf))
+        self._view = self._hview
+        self._filled = 0
 
     def _set_target(self, view: memoryview) -> None:
         self._view = view
@@ -224,6 +232,9 @@ class Decoder:
             end = len(src)
             while self._ppos < end and self._ready is None and self._phase != _DONE:
                 pos = self._ppos
+                if self._phase == _HEADER and self._filled == 0 and end - pos >= HEADER_SIZE and self.fast_path:
+                    self._ppos = self._fast_frame(src, pos, end)
+                    continue
                 n = min(end - pos, len(self._view) - self._filled)
                 self._view[self._filled : self._filled + n] = src[pos : pos + n]
                 self._ppos = pos + n
@@ -231,6 +242,48 @@ class Decoder:
         if self._ppos == len(self._pending):
             self._pending = bytearray()
             self._ppos = 0
+
+    def _fast_frame(self, src: memoryview, pos: int, end: int) -> int:
+        """Take a frame's leading stages straight from the buffered bytes; return the new position.
+
+        Called with a whole header buffered and nothing of it taken yet. It runs the
+        same checks as the stage-by-stage path (``_on_header``, ``_on_prefix``,
+        ``_on_table``, ``_finish``), in the same order, and stops wherever the buffer
+        runs out, leaving the state exactly as that path would. What it saves is the
+        general loop's per-stage bookkeeping (a step through ``_landed`` and
+        ``_complete`` for each of header, prefix, table and body) and the header's copy
+        into its buffer. Blob data still goes through the general loop.
+        """
+        self._on_header(parse_header(src[pos : pos + HEADER_SIZE], self.max_frame))
+        pos += HEADER_SIZE
+        if self._phase == _PREFIX:
+            if end - pos < PREFIX.size:
+                return pos
+            pos = self._take_stage(src, pos)
+            self._on_prefix()
+            if end - pos < len(self._view):
+                return pos
+            pos = self._take_stage(src, pos)
+            self._on_table()
+            return pos
+        # A control frame (HELLO, ACK, ERROR, BYE): its whole body, then the frame.
+        if end - pos < len(self._view):
+            return pos
+        pos = self._take_stage(src, pos)
+        self._finish()
+        return pos
+
+    def _take_stage(self, src: memoryview, pos: int) -> int:
+        """Fill the whole current stage buffer from ``src`` at ``pos``; return the position after it."""
+        n = len(self._view)
+        if n:
+            chunk = src[pos : pos + n]
+            self._view[:] = chunk
+            self._got += n
+            if self._check_crc:
+                self._crc.update(chunk)
+        self._filled = n
+        return pos + n
 
     def _landed(self, n: int) -> None:
         """Account for ``n`` new bytes at the current destination."""
@@ -266,13 +319,14 @@ class Decoder:
             allowed = " or ".join(sorted(t.name for t in self.expect))
             when = " before HELLO" if FrameType.HELLO in self.expect else ""
             raise ProtocolError(f"{h.ftype.name} frame{when}: only {allowed} may come now (refused at its header)")
-        if self.require_checksum and not h.has_crc:
+        if self.require_checksum and not h.flags & (FLAG_CRC | FLAG_XXH3):
             raise ProtocolError(f"{h.ftype.name} frame seq {h.seq} carries no checksum, but one is required")
         self._head = h
-        self._check_crc = h.has_crc
-        if h.algo == XXH3 and XXH3 not in available():
+        algo = h.algo
+        self._check_crc = algo is not None
+        if algo == XXH3 and XXH3 not in available():
             raise ProtocolError(f"{h.ftype.name} frame uses the XXH3 checksum, which this side cannot check")
-        self._crc = Running(h.algo) if h.algo else None
+        self._crc = Running(algo) if algo else None
         if h.ftype in (FrameType.DATA, FrameType.RESULT):
             if h.length < PREFIX.size:
                 raise ProtocolError(f"{h.ftype.name} payload of {h.length} bytes is shorter than its blob prefix")

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 from tinycaffe.wire.errors import ErrorCode, ProtocolError
 
@@ -55,9 +55,8 @@ class FrameType(IntEnum):
 _TYPES = {int(t): t for t in FrameType}  # a dict lookup is cheaper than FrameType(n)
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
-    """A parsed, validated frame header."""
+class Header(NamedTuple):
+    """A parsed, validated frame header (a tuple: immutable, and cheap to build once per frame)."""
 
     ftype: FrameType
     flags: int
@@ -114,8 +113,12 @@ def _limit_for(ftype: FrameType, max_frame: int) -> tuple[int, int]:
 
 def parse_header(head: bytes | bytearray | memoryview, max_frame: int) -> Header:
     """Validate a whole header; every size limit is checked before anything is allocated."""
-    check_prefix(head)
-    _magic, _version, ftype, flags, seq, length, crc = _BODY.unpack_from(head)
+    if len(head) < HEADER_SIZE:
+        check_prefix(head)
+        raise ProtocolError(f"frame header of {len(head)} bytes is shorter than {HEADER_SIZE}")
+    magic, version, ftype, flags, seq, length, crc = _BODY.unpack_from(head)
+    if magic != MAGIC or version != PROTOCOL_VERSION:
+        check_prefix(head)  # raises, naming what is wrong
     (hcrc,) = _HCRC.unpack_from(head, _BODY.size)
     if zlib.crc32(head[: _BODY.size]) != hcrc:
         raise ProtocolError("frame header checksum mismatch (corrupted header)", ErrorCode.CHECKSUM)
