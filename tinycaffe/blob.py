@@ -5,6 +5,7 @@ to get it.
 """
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Sequence
 
@@ -47,7 +48,7 @@ class Blob:
         self.xp = xp
         dims = tuple(int(d) for d in shape)
         # Zeros come from calloc: pages a loader overwrites are never touched twice.
-        self._buf = xp.zeros(_count(dims), dtype=np.float32)
+        self._buf = xp.zeros(math.prod(dims), dtype=np.float32)
         self._data = self._buf.reshape(dims)
         self._diff_buf = None
         self._diff = None
@@ -142,7 +143,7 @@ class Blob:
         if any(d < 0 for d in dims):
             raise ShapeError(f"blob '{self.name}': negative dimension in shape {dims}")
         if dims != tuple(self._data.shape) or self._is_view:
-            count = _count(dims)
+            count = math.prod(dims)
             if self._buf is None or self._buf.size < count:
                 # Caffe's rule: grow to exactly the new count (no headroom).
                 self._buf = self.xp.zeros(count, dtype=np.float32)
@@ -178,10 +179,3 @@ class Blob:
 
     def __repr__(self) -> str:
         return f"Blob({self.name!r}, shape={self.shape})"
-
-
-def _count(dims: tuple[int, ...]) -> int:
-    count = 1
-    for d in dims:
-        count *= d
-    return count

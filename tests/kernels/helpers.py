@@ -105,3 +105,22 @@ def threads_splitting(n_threads: int):
     finally:
         threads.SERIAL_BELOW_US = old_below
         kernels.set_num_threads(old_n)
+
+
+@contextlib.contextmanager
+def conv_settings_restored():
+    """Put back the thread count, the serial threshold, the conv kernels' tile sizes and
+    the BLAS switch after tests that change them (call only where Numba is usable)."""
+    from tinycaffe.kernels import numba_cblas, numba_conv, threads
+
+    names = ("MIN_TILE_COLS", "COL_BYTES", "BIG_COL_BYTES", "DW_TRANSPOSED_BELOW", "MIN_BLOCK_M")
+    saved = (threads.get_num_threads(), threads.SERIAL_BELOW_US, numba_cblas.DISABLED,
+             {n: getattr(numba_conv, n) for n in names})
+    try:
+        yield
+    finally:
+        threads.set_num_threads(saved[0])
+        threads.SERIAL_BELOW_US, numba_cblas.DISABLED = saved[1], saved[2]
+        for n, v in saved[3].items():
+            setattr(numba_conv, n, v)
+        numba_conv._plans.clear()

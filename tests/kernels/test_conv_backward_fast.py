@@ -17,7 +17,7 @@ from tinycaffe import kernels
 from tinycaffe.kernels import reference as ref
 from tinycaffe.kernels import sizes, threads
 
-from .helpers import FAST, NO_NUMBA, assert_close, values
+from .helpers import FAST, NO_NUMBA, assert_close, conv_settings_restored, values
 
 if kernels.numba_kernels is None:
     pytest.skip(NO_NUMBA, allow_module_level=True)
@@ -79,14 +79,8 @@ def test_col2im_planes_equals_the_definition_bit_for_bit(case, data):
 
 @pytest.fixture(scope="module")
 def restore():
-    saved = (threads.get_num_threads(), threads.SERIAL_BELOW_US, numba_conv.MIN_TILE_COLS,
-             numba_conv.COL_BYTES, numba_conv.BIG_COL_BYTES, numba_conv.DW_TRANSPOSED_BELOW,
-             cblas.DISABLED)
-    yield
-    threads.set_num_threads(saved[0])
-    (threads.SERIAL_BELOW_US, numba_conv.MIN_TILE_COLS, numba_conv.COL_BYTES,
-     numba_conv.BIG_COL_BYTES, numba_conv.DW_TRANSPOSED_BELOW, cblas.DISABLED) = saved[1:]
-    numba_conv._plans.clear()
+    with conv_settings_restored():
+        yield
 
 
 backward_case = st.fixed_dictionaries({

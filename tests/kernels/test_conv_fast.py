@@ -17,7 +17,7 @@ from tinycaffe import kernels
 from tinycaffe.kernels import numpy_kernels, sizes, threads
 from tinycaffe.kernels import reference as ref
 
-from .helpers import FAST, NO_NUMBA, assert_close, values
+from .helpers import FAST, NO_NUMBA, assert_close, conv_settings_restored, values
 
 if kernels.numba_kernels is None:
     pytest.skip(NO_NUMBA, allow_module_level=True)
@@ -39,14 +39,8 @@ tilings = st.sampled_from([(1, 4, 4), (8, 64, 64), (64, 4096, 4096), (16, 8, 512
 @pytest.fixture(scope="module")
 def restore():
     """Put threads, the serial threshold and the tile sizes back after a test."""
-    saved = (threads.get_num_threads(), threads.SERIAL_BELOW_US, numba_conv.MIN_TILE_COLS,
-             numba_conv.COL_BYTES, numba_conv.BIG_COL_BYTES, numba_conv.DW_TRANSPOSED_BELOW,
-             numba_conv.MIN_BLOCK_M)
-    yield
-    threads.set_num_threads(saved[0])
-    (threads.SERIAL_BELOW_US, numba_conv.MIN_TILE_COLS, numba_conv.COL_BYTES,
-     numba_conv.BIG_COL_BYTES, numba_conv.DW_TRANSPOSED_BELOW, numba_conv.MIN_BLOCK_M) = saved[1:]
-    numba_conv._plans.clear()
+    with conv_settings_restored():
+        yield
 
 
 def _configure(n_threads, tiling):

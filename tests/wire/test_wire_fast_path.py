@@ -17,7 +17,6 @@ from tinycaffe.wire import (
     ProtocolError,
     encode_ack,
     encode_data,
-    encode_frame,
     join,
 )
 from tinycaffe.wire.frames import (
@@ -29,7 +28,7 @@ from tinycaffe.wire.frames import (
     ResultFrame,
 )
 
-from .wire_helpers import blob_sets, examples, frame_lists
+from .wire_helpers import blob_sets, examples, frame_lists, resigned_damage
 
 SETTINGS = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -130,12 +129,7 @@ def test_same_error_when_bytes_are_corrupted(frames, data):
 @given(blob_sets(max_blobs=3), st.data())
 def test_same_error_for_a_damaged_blob_table_with_a_valid_checksum(blobs, data):
     """Re-signed payload damage reaches the prefix and table checks of both paths."""
-    payload = bytearray(join(encode_data(0, blobs))[HEADER_SIZE:])
-    for _ in range(data.draw(st.integers(1, 4))):
-        i = data.draw(st.integers(0, len(payload) - 1))
-        payload[i] = data.draw(st.integers(0, 255))
-    cut = data.draw(st.integers(0, len(payload)))
-    stream = join(encode_frame(FrameType.DATA, 0, [bytes(payload[:cut])])) * 2
+    stream = resigned_damage(blobs, data) * 2
     _both(stream, _cuts(data, len(stream)), True)
 
 

@@ -28,6 +28,8 @@ from tinycaffe.wire.tls import client_context, server_context  # noqa: E402
 from tinycaffe.wire.tls_stream import TLSStream  # noqa: E402
 from tinycaffe.wire.transport import Transport, _tls_pieces, accept, listen, tls_accept  # noqa: E402
 
+from ..conftest import SLOW_FACTOR  # noqa: E402
+
 T = 5.0
 
 
@@ -185,12 +187,24 @@ def test_a_big_tls_write_stops_at_its_deadline(pair, reader):
         th.start()
     tr = Transport(pair.client, "server", timeout=0.5)
     big = np.zeros(64 << 20, np.uint8)  # far more than the socket buffers hold
-    t0 = time.monotonic()
-    with pytest.raises(TransportError, match="timed out"):
-        tr.send([b"h" * 60, memoryview(big)])
-    elapsed = time.monotonic() - t0
+    outcome: list[BaseException | None] = []
+
+    def send() -> None:
+        try:
+            tr.send([b"h" * 60, memoryview(big)])
+            outcome.append(None)
+        except BaseException as e:  # handed to the test's thread
+            outcome.append(e)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    # A wait for the send to end, not a timing: a timeout per record would hold it for
+    # ~200 s against the trickle (64 MB at 16 KB per 50 ms) and for ever against silence.
+    sender.join(30 * SLOW_FACTOR)
     stop.set()
-    assert elapsed < 2.0, f"the 0.5 s deadline held the sender for {elapsed:.2f} s"
+    assert not sender.is_alive(), "the sender was still held long after its 0.5 s deadline"
+    assert len(outcome) == 1 and isinstance(outcome[0], TransportError), outcome
+    assert "timed out" in str(outcome[0])
     assert tr.mid_frame  # the frame is cut and known to be: nothing more may follow it
     if th.is_alive():
         th.join(T)

@@ -26,9 +26,11 @@ from tinycaffe.wire import (
     encode_data,
     encode_error,
     encode_hello,
+    encode_frame,
     encode_result,
     join,
 )
+from tinycaffe.wire.header import HEADER_SIZE, FrameType
 from tinycaffe.wire.hello import BlobSpec, Hello
 
 
@@ -157,3 +159,15 @@ class Worker:
             raise self._error
         return self._value
 
+
+
+def resigned_damage(blobs: dict[str, np.ndarray], data: Any) -> bytes:
+    """A DATA frame whose payload (blob prefix, table, data) has 1-4 bytes damaged and is
+    cut short at a drawn length, then signed with a valid checksum: it gets past the
+    checksum and reaches the payload parser."""
+    payload = bytearray(join(encode_data(0, blobs))[HEADER_SIZE:])
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(payload) - 1))
+        payload[i] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(payload)))
+    return join(encode_frame(FrameType.DATA, 0, [bytes(payload[:cut])]))

@@ -192,6 +192,8 @@ def _dot_block(colT, npix, wk, b, has_bias, relu, yf, ybase, p_n):
             y0 = ybase + g
             m = 0
             while m + 4 <= m_n:
+                # Sixteen named scalars, written out (and stored below one by one), not a 4x4
+                # array: Numba keeps scalars in registers, an array would live on the stack.
                 a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = zero
                 a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = zero
                 w0 = wk[m]

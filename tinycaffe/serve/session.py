@@ -301,18 +301,21 @@ class Session:
                         self._out.bytes_sent += sent
                         self._on_bytes(0, sent)
                     if broken is None and bufs:
-                        self._queued += 1
-                        self._outbox.put(bufs)  # the rest, for the writer, in order
+                        self._queue_locked(bufs)  # the rest, for the writer, in order
                 if broken is None:
                     return True
             else:
-                self._queued += 1
-                self._outbox.put(bufs)
+                self._queue_locked(bufs)
                 return True
             self.failed = True
             self._stop_writer_locked()
         self._finish(broken)
         return False
+
+    def _queue_locked(self, bufs) -> None:
+        """Hand ``bufs`` to the writer (under _wlock): no direct write until it has sent them."""
+        self._queued += 1
+        self._outbox.put(bufs)
 
     def _stop_writer(self) -> None:
         """The writer ends after what is queued (or at once if never started); no direct writes from now on."""
@@ -349,8 +352,7 @@ class Session:
                 bufs = None
             with self._wlock:  # (no direct write runs now: they hold both locks)
                 if bufs is not None:
-                    self._queued += 1
-                    self._outbox.put(bufs)
+                    self._queue_locked(bufs)
                 self._stop_writer_locked()
         if not self.ready:
             self._close_socket()

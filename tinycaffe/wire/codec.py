@@ -50,8 +50,6 @@ from tinycaffe.wire.frames import (
 )
 from tinycaffe.wire.header import (
     DEFAULT_MAX_FRAME,
-    FLAG_CRC,
-    FLAG_XXH3,
     HEADER_SIZE,
     MAGIC,
     FrameType,
@@ -319,10 +317,10 @@ class Decoder:
             allowed = " or ".join(sorted(t.name for t in self.expect))
             when = " before HELLO" if FrameType.HELLO in self.expect else ""
             raise ProtocolError(f"{h.ftype.name} frame{when}: only {allowed} may come now (refused at its header)")
-        if self.require_checksum and not h.flags & (FLAG_CRC | FLAG_XXH3):
+        algo = h.algo
+        if self.require_checksum and algo is None:
             raise ProtocolError(f"{h.ftype.name} frame seq {h.seq} carries no checksum, but one is required")
         self._head = h
-        algo = h.algo
         self._check_crc = algo is not None
         if algo == XXH3 and XXH3 not in available():
             raise ProtocolError(f"{h.ftype.name} frame uses the XXH3 checksum, which this side cannot check")

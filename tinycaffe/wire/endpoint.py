@@ -206,7 +206,7 @@ class Endpoint:
     def send_data(self, blobs: Mapping[str, np.ndarray]) -> tuple[int, list[Buffer]]:
         """(seq, buffers) of a DATA frame; refused when the window is full."""
         self._check_data(window=True)
-        return self.send_prepared(*self.prepare_data(blobs))
+        return self._take_data(*self._encode_data(blobs))
 
     def prepare_data(self, blobs: Mapping[str, np.ndarray]) -> tuple[int, list[Buffer]]:
         """Encode (and checksum) the next DATA frame without sending it, even with the window full.
@@ -216,6 +216,17 @@ class Endpoint:
         until then.
         """
         self._check_data(window=False)
+        return self._encode_data(blobs)
+
+    def send_prepared(self, seq: int, bufs: list[Buffer]) -> tuple[int, list[Buffer]]:
+        """(seq, buffers) of a DATA frame from :meth:`prepare_data`; refused when the window is
+        full, or when another frame went out since it was prepared (its seq is taken)."""
+        self._check_data(window=True)
+        if seq != self._send_seq:
+            raise LocalProtocolError(f"prepared DATA seq {seq} is stale: the next frame out is seq {self._send_seq}")
+        return self._take_data(seq, bufs)
+
+    def _encode_data(self, blobs: Mapping[str, np.ndarray]) -> tuple[int, list[Buffer]]:
         problem = _check_blobs(blobs, self.local.blobs, f"DATA from sink layer {self.local.layer!r}")
         if problem:
             raise LocalProtocolError(problem)
@@ -224,12 +235,8 @@ class Endpoint:
         self._check_size(bufs, "DATA")
         return seq, bufs
 
-    def send_prepared(self, seq: int, bufs: list[Buffer]) -> tuple[int, list[Buffer]]:
-        """(seq, buffers) of a DATA frame from :meth:`prepare_data`; refused when the window is
-        full, or when another frame went out since it was prepared (its seq is taken)."""
-        self._check_data(window=True)
-        if seq != self._send_seq:
-            raise LocalProtocolError(f"prepared DATA seq {seq} is stale: the next frame out is seq {self._send_seq}")
+    def _take_data(self, seq: int, bufs: list[Buffer]) -> tuple[int, list[Buffer]]:
+        """Count DATA frame ``seq`` as sent: it now waits for its ACK (and its RESULT)."""
         self._seq()
         self._unacked.append(seq)
         if self.returns_results:

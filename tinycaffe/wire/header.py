@@ -65,11 +65,6 @@ class Header(NamedTuple):
     crc: int
 
     @property
-    def has_crc(self) -> bool:
-        """True when a payload checksum (of either kind) must be verified."""
-        return bool(self.flags & (FLAG_CRC | FLAG_XXH3))
-
-    @property
     def algo(self) -> str | None:
         """"crc32", "xxh3", or None when the payload carries no checksum."""
         if self.flags & FLAG_XXH3:
